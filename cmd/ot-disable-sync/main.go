@@ -1,0 +1,10 @@
+// Command ot-disable-sync turns syncing from production off.
+package main
+
+import (
+	"os"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/syncmode"
+)
+
+func main() { os.Exit(syncmode.DisableMain(os.Args[1:])) }

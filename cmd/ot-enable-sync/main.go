@@ -1,0 +1,10 @@
+// Command ot-enable-sync turns syncing from production on.
+package main
+
+import (
+	"os"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/syncmode"
+)
+
+func main() { os.Exit(syncmode.EnableMain(os.Args[1:])) }

@@ -1,0 +1,284 @@
+// Package config reads and writes the suite's configuration file,
+// /etc/odoo/ot-redundancy-sync.conf, in the original suite's shell-style
+// format (KEY="value" lines and comments) without ever running a shell.
+//
+// Every value is validated when the file is read, so that a value that could
+// become an option or a shell word (a host "-oProxyCommand=...", "a b",
+// "$(id)") stops the program before any process starts.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/kballard/go-shellquote"
+)
+
+// DefaultPath is the original suite's configuration file.
+const DefaultPath = "/etc/odoo/ot-redundancy-sync.conf"
+
+// NotSet is the placeholder the original package shipped for SYNCSRC.
+const NotSet = "NOT-SET"
+
+// Error is a problem with the configuration file, located by file and line.
+type Error struct {
+	Path string
+	Line int // 0 when the problem is not tied to one line
+	Msg  string
+	Hint string
+}
+
+func (e *Error) Error() string {
+	loc := e.Path
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.Path, e.Line)
+	}
+	return fmt.Sprintf("config %s: %s", loc, e.Msg)
+}
+
+// ErrMissing is wrapped by the error Load returns when the file does not exist.
+var ErrMissing = errors.New("configuration file missing")
+
+// Config holds the values of one configuration file. Keys absent from the
+// file take their defaults from Keys.
+type Config struct {
+	Path   string
+	values map[string]string
+	lines  map[string]int // key -> line number where it was set
+}
+
+// Load reads and validates path.
+func Load(path string) (*Config, error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, &Error{Path: path, Msg: "file not found", Hint: "run ot-configure, or point --config/OT_CONFIG at the file"}
+	}
+	if err != nil {
+		return nil, &Error{Path: path, Msg: err.Error()}
+	}
+	if err := checkOwnership(path, fi); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Path: path, Msg: err.Error()}
+	}
+	return Parse(path, data)
+}
+
+// checkOwnership refuses a file that someone other than its owner (or root's
+// group) could have written: the values end up in commands run as root.
+func checkOwnership(path string, fi os.FileInfo) error {
+	mode := fi.Mode().Perm()
+	if mode&0o002 != 0 {
+		return &Error{Path: path, Msg: fmt.Sprintf("is writable by every user (mode %04o)", mode), Hint: "chmod o-w " + path}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && mode&0o020 != 0 && st.Gid != 0 {
+		return &Error{Path: path, Msg: fmt.Sprintf("is writable by group %d (mode %04o)", st.Gid, mode), Hint: "chmod g-w " + path}
+	}
+	return nil
+}
+
+// Parse reads configuration text; path is used in messages only.
+func Parse(path string, data []byte) (*Config, error) {
+	c := &Config{Path: path, values: map[string]string{}, lines: map[string]int{}}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	n := 0
+	for sc.Scan() {
+		n++
+		key, val, _, ok, err := parseLine(sc.Text())
+		if err != nil {
+			return nil, &Error{Path: path, Line: n, Msg: err.Error(), Hint: "fix that line"}
+		}
+		if !ok {
+			continue
+		}
+		k, known := lookup(key)
+		if !known {
+			msg := fmt.Sprintf("unknown key %s", key)
+			if s := closest(key); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			return nil, &Error{Path: path, Line: n, Msg: msg, Hint: "fix or remove that line"}
+		}
+		if prev, dup := c.lines[key]; dup {
+			return nil, &Error{Path: path, Line: n, Msg: fmt.Sprintf("%s is set again (first set on line %d)", key, prev), Hint: "remove one of them"}
+		}
+		if err := Validate(k, val); err != nil {
+			return nil, &Error{Path: path, Line: n, Msg: err.Error(), Hint: "fix the value (ot-configure writes valid ones)"}
+		}
+		c.values[key] = val
+		c.lines[key] = n
+	}
+	if err := sc.Err(); err != nil {
+		return nil, &Error{Path: path, Msg: err.Error()}
+	}
+	return c, nil
+}
+
+// parseLine returns the key and value of an assignment line; ok is false for
+// blank lines and comments, and tail is what follows the value (spaces and a
+// comment). Quoting follows the shell closely enough for the files the
+// original suite wrote, but nothing is expanded: "$x" stays "$x".
+func parseLine(line string) (key, val, tail string, ok bool, err error) {
+	line = strings.TrimSuffix(line, "\r")
+	s := strings.TrimSpace(line)
+	if s == "" || strings.HasPrefix(s, "#") {
+		return "", "", "", false, nil
+	}
+	s = strings.TrimPrefix(s, "export ")
+	eq := strings.IndexByte(s, '=')
+	if eq <= 0 {
+		return "", "", "", false, fmt.Errorf("cannot parse %q: expected KEY=\"value\"", trunc(s))
+	}
+	key = s[:eq]
+	if !isKeyName(key) {
+		return "", "", "", false, fmt.Errorf("cannot parse %q: %q is not a key name", trunc(s), key)
+	}
+	rest := s[eq+1:]
+	var b strings.Builder
+	i := 0
+	for i < len(rest) {
+		ch := rest[i]
+		switch {
+		case ch == '"':
+			j := i + 1
+			closed := false
+			for j < len(rest) {
+				if rest[j] == '\\' && j+1 < len(rest) && strings.IndexByte("\"\\$`", rest[j+1]) >= 0 {
+					b.WriteByte(rest[j+1])
+					j += 2
+					continue
+				}
+				if rest[j] == '"' {
+					closed = true
+					break
+				}
+				b.WriteByte(rest[j])
+				j++
+			}
+			if !closed {
+				return "", "", "", false, fmt.Errorf("unterminated double quote in the value of %s", key)
+			}
+			i = j + 1
+		case ch == '\'':
+			j := strings.IndexByte(rest[i+1:], '\'')
+			if j < 0 {
+				return "", "", "", false, fmt.Errorf("unterminated single quote in the value of %s", key)
+			}
+			b.WriteString(rest[i+1 : i+1+j])
+			i += j + 2
+		case ch == ' ' || ch == '\t':
+			after := strings.TrimSpace(rest[i:])
+			if after != "" && !strings.HasPrefix(after, "#") {
+				return "", "", "", false, fmt.Errorf("unexpected %q after the value of %s: quote values that hold spaces", trunc(after), key)
+			}
+			tail = rest[i:]
+			i = len(rest)
+		case ch == '\\' && i+1 < len(rest):
+			b.WriteByte(rest[i+1])
+			i += 2
+		default:
+			b.WriteByte(ch)
+			i++
+		}
+	}
+	return key, b.String(), tail, true, nil
+}
+
+func isKeyName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func trunc(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// Get returns a key's value, or its default when the file does not set it.
+func (c *Config) Get(name string) string {
+	if v, ok := c.values[name]; ok {
+		return v
+	}
+	if _, ok := lookup(name); !ok {
+		panic("config: unknown key " + name) // a programming error, caught by tests
+	}
+	return Default(name)
+}
+
+// IsSet reports whether the file sets the key.
+func (c *Config) IsSet(name string) bool { _, ok := c.values[name]; return ok }
+
+// Int returns a validated integer key.
+func (c *Config) Int(name string) int {
+	n, _ := strconv.Atoi(c.Get(name))
+	return n
+}
+
+// Yes reports whether a yes/no key is yes.
+func (c *Config) Yes(name string) bool { return c.Get(name) == "yes" }
+
+// Words returns a space-separated key as a list.
+func (c *Config) Words(name string) []string { return strings.Fields(c.Get(name)) }
+
+// Command returns a command key split into argv (no expansion happens).
+func (c *Config) Command(name string) []string {
+	argv, _ := shellquote.Split(c.Get(name))
+	return argv
+}
+
+// SyncOn reports whether SYNCMODE is exactly "on". The original synced when
+// the key was missing or empty; we do not.
+func (c *Config) SyncOn() bool { return c.Get("SYNCMODE") == "on" }
+
+// Promoted reports whether ot-disable-standby-mode marked this machine.
+func (c *Config) Promoted() bool { return c.Yes("PROMOTED") }
+
+// Source returns production's host, or an error telling to run ot-configure.
+func (c *Config) Source() (string, error) {
+	s := c.Get("SYNCSRC")
+	if s == "" || s == NotSet {
+		return "", &Error{Path: c.Path, Line: c.lines["SYNCSRC"], Msg: "SYNCSRC is not set", Hint: "run ot-configure"}
+	}
+	return s, nil
+}
+
+// Set validates value and stores it; Save writes it to disk.
+func (c *Config) Set(name, value string) error {
+	k, ok := lookup(name)
+	if !ok {
+		return &Error{Path: c.Path, Msg: "unknown key " + name}
+	}
+	if err := Validate(k, value); err != nil {
+		return &Error{Path: c.Path, Msg: err.Error()}
+	}
+	c.values[name] = value
+	return nil
+}
+
+// Values returns every key's effective value, in table order.
+func (c *Config) Values() [][2]string {
+	out := make([][2]string, 0, len(Keys))
+	for _, k := range Keys {
+		out = append(out, [2]string{k.Name, c.Get(k.Name)})
+	}
+	return out
+}

@@ -1,0 +1,108 @@
+package run
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestDryRunPrintsChangingStepsOnly(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "touched it")
+	var out bytes.Buffer
+	r := &Runner{DryRun: true, Out: &out}
+	if _, err := r.Run(context.Background(), Step{What: "create a file", Argv: []string{"touch", marker}, Changes: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatal("dry run executed a changing step")
+	}
+	if want := "# create a file\ntouch '" + marker + "'\n"; out.String() != want {
+		t.Fatalf("printed %q, want %q", out.String(), want)
+	}
+	got, err := r.Run(context.Background(), Step{Argv: []string{"echo", "probe"}})
+	if err != nil || string(got) != "probe\n" {
+		t.Fatalf("read-only step in dry run: %q %v", got, err)
+	}
+}
+
+func TestErrorCarriesArgvStderrAndCode(t *testing.T) {
+	r := &Runner{}
+	_, err := r.Run(context.Background(), Step{Argv: []string{"sh", "-c", "echo first >&2; echo 'it broke' >&2; exit 3"}})
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %T %v", err, err)
+	}
+	if e.ExitCode != 3 || ExitCode(err) != 3 {
+		t.Errorf("exit code %d", e.ExitCode)
+	}
+	if !strings.HasPrefix(err.Error(), "it broke: sh -c") {
+		t.Errorf("message %q", err.Error())
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	_, err := (&Runner{}).Query(context.Background(), "ot-no-such-tool")
+	if err == nil || !strings.Contains(err.Error(), "ot-no-such-tool not found") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A timeout kills the whole process group: a grandchild that ignores the
+// parent's death must not survive.
+func TestTimeoutKillsProcessGroup(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	start := time.Now()
+	_, err := (&Runner{}).Run(context.Background(), Step{
+		Argv:    []string{"sh", "-c", "sleep 60 & echo $! > " + pidFile + "; wait"},
+		Timeout: 300 * time.Millisecond,
+	})
+	var e *Error
+	if !errors.As(err, &e) || !e.TimedOut {
+		t.Fatalf("want timeout, got %v", err)
+	}
+	if time.Since(start) > 7*time.Second {
+		t.Fatalf("took %v", time.Since(start))
+	}
+	data, _ := os.ReadFile(pidFile)
+	var pid int
+	for _, c := range strings.TrimSpace(string(data)) {
+		pid = pid*10 + int(c-'0')
+	}
+	if pid == 0 {
+		t.Fatal("no pid recorded")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %d still alive", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestCancelKillsStep(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	start := time.Now()
+	_, err := (&Runner{}).Run(ctx, Step{Argv: []string{"sleep", "30"}})
+	if err == nil || time.Since(start) > 6*time.Second {
+		t.Fatalf("cancel: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestTail(t *testing.T) {
+	tl := &Tail{Max: 4}
+	tl.Write([]byte("abc"))
+	tl.Write([]byte("defg"))
+	if tl.String() != "defg" {
+		t.Fatalf("tail %q", tl.String())
+	}
+}
