@@ -194,3 +194,20 @@ func TestTemplateParsesToDefaults(t *testing.T) {
 		}
 	}
 }
+
+// The README's configuration table documents every key with its default.
+func TestReadmeDocumentsEveryKey(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys {
+		d := k.Default
+		if d == "" {
+			d = "(empty)"
+		}
+		if row := "| `" + k.Name + "` | `" + d + "` |"; !strings.Contains(string(readme), row) {
+			t.Errorf("README lacks the row %q", row)
+		}
+	}
+}

@@ -95,7 +95,8 @@ func Checks(ctx context.Context, cfg *config.Config, report func(Check)) []Check
 		cancel()
 		if err != nil || len(addrs) == 0 {
 			add(Check{"resolve", Fail, fmt.Sprintf("cannot resolve %s: %v", target.Host, err), true})
-			return skipRest(all, add, "resolve")
+			skipRest(add, "resolve")
+			return all
 		}
 		addr = addrs[0]
 		add(Check{"resolve", Pass, target.Host + " -> " + strings.Join(addrs, ", "), true})
@@ -120,7 +121,8 @@ func Checks(ctx context.Context, cfg *config.Config, report func(Check)) []Check
 	if err != nil {
 		msg, hint := ssh.Explain(target, err)
 		add(Check{"ssh", Fail, msg + "; " + hint, true})
-		return skipRest(all, add, "ssh")
+		skipRest(add, "ssh")
+		return all
 	}
 	defer master.Close()
 	who := "key " + target.Identity
@@ -158,7 +160,7 @@ func runOutput(ctx context.Context, argv []string) ([]byte, error) {
 	return (&run.Runner{}).Query(ctx, argv...)
 }
 
-func skipRest(all []Check, add func(Check), after string) []Check {
+func skipRest(add func(Check), after string) {
 	order := []string{"resolve", "ping", "tcp", "ssh", "rsync", "filestore"}
 	seen := false
 	for _, name := range order {
@@ -169,7 +171,6 @@ func skipRest(all []Check, add func(Check), after string) []Check {
 			seen = true
 		}
 	}
-	return all
 }
 
 func ping(ctx context.Context, addr string) Check {
