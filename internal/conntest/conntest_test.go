@@ -117,3 +117,27 @@ func TestMissingFilestoreFails(t *testing.T) {
 		t.Fatalf("statuses %v", st)
 	}
 }
+
+func TestKeyRefusedNamesLogin(t *testing.T) {
+	_, cfg := lab(t)
+	other := filepath.Join(t.TempDir(), "id_other")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v", out, err)
+	}
+	if err := cfg.Set("SSH_IDENTITY", other); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for _, c := range Checks(context.Background(), cfg, nil) {
+		if c.Name == "ssh" {
+			if c.Status != Fail || !strings.Contains(c.Detail, "login refused by odoo@") || !strings.Contains(c.Detail, "authorized_keys") {
+				t.Fatalf("ssh check %s %q", c.Status, c.Detail)
+			}
+			if time.Since(start) > 15*time.Second {
+				t.Fatalf("took %v", time.Since(start))
+			}
+			return
+		}
+	}
+	t.Fatal("no ssh check")
+}

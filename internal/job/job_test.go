@@ -138,3 +138,14 @@ func TestRefusesSelf(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+func TestUnwritableSummaryFails(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "not-a-dir")
+	os.WriteFile(blocker, nil, 0o644)
+	_, conf := setup(t, map[string]string{"SUMMARYFILE": filepath.Join(blocker, "ts.log")})
+	err := Sync(env(conf, false), "x", Flags{}, func(*Job) error { return nil })
+	if code(err) != cli.ExitFailure || !strings.Contains(err.Error(), "cannot write the summary file") {
+		t.Fatalf("%v", err)
+	}
+}
