@@ -1,0 +1,65 @@
+package projects
+
+import (
+	"slices"
+	"testing"
+)
+
+var defaults = Matcher{Include: []string{"*odoo*"}, Exclude: []string{"core-odoo"}}
+
+func TestParseListing(t *testing.T) {
+	out := []byte("odoo-sale\x00core-odoo\x00python3\x00b-odoo\x00weird name\x00")
+	got, err := ParseListing(out, defaults)
+	if err != nil || !slices.Equal(got, []string{"b-odoo", "odoo-sale"}) {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if got, err := ParseListing(nil, defaults); err != nil || got != nil {
+		t.Fatalf("empty: %v %v", got, err)
+	}
+	if _, err := ParseListing([]byte("odoo-sale\x00b-od"), defaults); err != errPartial {
+		t.Fatalf("partial: %v", err)
+	}
+}
+
+func TestParseListingRefusesUnsafeMatchingNames(t *testing.T) {
+	for _, name := range []string{"-odoo", "..odoo", "x odoo", "odoo;rm", "odoo$(x)", "odoo\nx", "odoo'", "odoo\\", ".odoo"} {
+		if _, err := ParseListing([]byte(name+"\x00"), defaults); err == nil {
+			t.Errorf("%q accepted", name)
+		}
+	}
+	// find's %f never holds a '/'; if it did, no glob matches it: ignored.
+	if got, err := ParseListing([]byte("odoo/x\x00"), defaults); err != nil || len(got) != 0 {
+		t.Errorf("odoo/x: %v %v", got, err)
+	}
+	for _, name := range []string{"odoo-14.0", "vertel_odoo", "odoo+x@y", "OdooX_odoo"} {
+		if got, err := ParseListing([]byte(name+"\x00"), defaults); err != nil || len(got) != 1 {
+			t.Errorf("%q: %v %v", name, got, err)
+		}
+	}
+}
+
+func TestStale(t *testing.T) {
+	got := Stale([]string{"a", "b", "c"}, []string{"b", "d"})
+	if !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatal(got)
+	}
+}
+
+func TestItemize(t *testing.T) {
+	out := []byte(`cd+++++++++ a-odoo/
+>f+++++++++ a-odoo/a.py
+cL+++++++++ a-odoo/link
+>f.st...... b-odoo/b.py
+.d..t...... b-odoo/
+.f...p..... b-odoo/mode-only
+*deleting   b-odoo/old/
+*deleting   b-odoo/old/x.py
+`)
+	c := Itemize(out)
+	if c.Added != 2 || c.Changed != 1 || c.Deleted != 1 || len(c.Lines) != 6 {
+		t.Fatalf("%+v", c)
+	}
+	if c.String() != "2 added, 1 changed, 1 deleted" {
+		t.Fatal(c.String())
+	}
+}
