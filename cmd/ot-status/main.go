@@ -1,0 +1,10 @@
+// Command ot-status says whether this standby is ready to take over.
+package main
+
+import (
+	"os"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/status"
+)
+
+func main() { os.Exit(status.Main(os.Args[1:])) }
