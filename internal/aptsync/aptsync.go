@@ -108,7 +108,7 @@ func Sync(j *job.Job, opts Options) error {
 		if errors.As(err, &ce) {
 			return err
 		}
-		return cli.Fail(cli.ExitFailure, "cannot list production's manual packages (apt-mark showmanual on "+host+"): "+brief(err), "check apt on production; nothing was installed")
+		return cli.Fail(cli.ExitFailure, "cannot list production's manual packages (apt-mark showmanual on "+host+"): "+run.Brief(err), "check apt on production; nothing was installed")
 	}
 	prod, err := ParseList(out)
 	if err != nil {
@@ -359,18 +359,4 @@ func (a *apt) explain(err error, stdout []byte, what string) error {
 			Hint: "let the other apt or dpkg run finish, then run " + Name + " again"}
 	}
 	return &cli.Error{Code: cli.ExitFailure, Err: err, Msg: what + " failed: " + err.Error(), Hint: "run it by hand to see apt's full output"}
-}
-
-// brief is a failed remote listing in a few words: the last line of its
-// stderr and its exit status, without the long ssh command line.
-func brief(err error) string {
-	var re *run.Error
-	if !errors.As(err, &re) {
-		return err.Error()
-	}
-	msg := fmt.Sprintf("exit status %d", re.ExitCode)
-	if lines := strings.Split(strings.TrimSpace(re.Stderr), "\n"); lines[len(lines)-1] != "" {
-		msg = strings.TrimSpace(lines[len(lines)-1]) + " (" + msg + ")"
-	}
-	return msg
 }

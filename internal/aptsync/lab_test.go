@@ -42,18 +42,7 @@ func startLab(t *testing.T, repoPkgs, prodPkgs []apttest.Pkg, auto []string, bin
 	line := apttest.Repo(t, filepath.Join(dir, "repo"), repoPkgs...)
 	write(t, filepath.Join(aptDir, "sources.list"), line)
 
-	status := filepath.Join(dir, "prod-status")
-	write(t, status, apttest.Status(prodPkgs...))
-	var ext strings.Builder
-	for _, n := range auto {
-		ext.WriteString("Package: " + n + "\nArchitecture: all\nAuto-Installed: 1\n\n")
-	}
-	extFile := filepath.Join(dir, "prod-extended_states")
-	write(t, extFile, ext.String())
-	// An empty /var/cache/apt: apt must not reuse the host's package cache.
-	cache := filepath.Join(dir, "prod-cache")
-	os.Mkdir(cache, 0o755)
-	b := map[string]string{"/var/lib/dpkg/status": status, "/var/lib/apt/extended_states": extFile, "/var/cache/apt": cache}
+	b := apttest.ProductionBinds(t, dir, prodPkgs, auto)
 	for k, v := range binds {
 		b[k] = v
 	}

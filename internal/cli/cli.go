@@ -237,6 +237,17 @@ func Describe(err error) (int, string) {
 	return ExitFailure, err.Error()
 }
 
+// Printable replaces control characters, so that text from production (or
+// any peer) cannot drive the operator's terminal.
+func Printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 // NewLogger builds the one logger a program uses: console on a terminal
 // (coloured unless NO_COLOR), plain console otherwise, or JSON.
 func NewLogger(w io.Writer, g *Globals, tty bool) zerolog.Logger {

@@ -80,7 +80,7 @@ func (p *prompter) ask(label, cur string, valid func(string) error) (string, err
 			continue
 		}
 		if err := valid(ans); err != nil {
-			fmt.Fprintf(p.out, "  not valid: %s; try again\n", printable(err.Error()))
+			fmt.Fprintf(p.out, "  not valid: %s; try again\n", cli.Printable(err.Error()))
 			continue
 		}
 		return ans, nil
@@ -350,7 +350,7 @@ func (c *CLI) trustHostKey(env *cli.Env, cfg *config.Config, p *prompter) error 
 	// ssh-keyscan only reads; it runs in a dry run too, so the preview is exact.
 	key, err := Scan(env.Ctx, &run.Runner{Log: env.Log}, host, port, cfg.Int("SSH_CONNECT_TIMEOUT"))
 	if err != nil {
-		env.Printf("cannot fetch production's host key: %s\n", printable(err.Error()))
+		env.Printf("cannot fetch production's host key: %s\n", cli.Printable(err.Error()))
 		if c.TrustHostKey != "" {
 			return cli.Fail(cli.ExitFailure, "cannot fetch production's host key to check --trust-host-key", "is "+host+" up, and SSH_PORT right?")
 		}
@@ -423,14 +423,4 @@ func (c *CLI) test(env *cli.Env, cfg *config.Config) []string {
 		}
 	})
 	return failed
-}
-
-// printable keeps what a peer sent from driving the terminal.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }

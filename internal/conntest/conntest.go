@@ -135,7 +135,7 @@ func Checks(ctx context.Context, cfg *config.Config, report func(Check)) []Check
 	if err != nil {
 		add(Check{"rsync", Fail, "rsync does not run on production: " + err.Error() + "; install rsync there", true})
 	} else {
-		add(Check{"rsync", Pass, "production has " + printable(firstLine(out)), true})
+		add(Check{"rsync", Pass, "production has " + cli.Printable(firstLine(out)), true})
 	}
 
 	fs := cfg.Get("FILESTORE")
@@ -192,14 +192,4 @@ func firstLine(b []byte) string {
 		s = s[:i]
 	}
 	return s
-}
-
-// printable keeps what production sent from driving the terminal.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }

@@ -93,10 +93,6 @@ func newLab(t testing.TB, nProjects int) *lab {
 	write(t, filepath.Join(prod, "odoo", "odoo.conf"), "[options]\nnew = 1\n")
 	write(t, filepath.Join(prod, "apt", "sources.list"), apttest.Repo(t, filepath.Join(dir, "repo"), debPkg))
 	mkdir(t, filepath.Join(prod, "apt", "sources.list.d"))
-	// apt: production's dpkg database has the package, manual.
-	write(t, filepath.Join(prod, "dpkg-status"), apttest.Status(debPkg))
-	write(t, filepath.Join(prod, "extended_states"), "")
-	mkdir(t, filepath.Join(prod, "apt-cache"))
 	// pip: a venv on each side; production's has the wheel.
 	wh := piptest.Wheelhouse(t, filepath.Join(dir, "wheels"), wheel)
 	l.prodPip = piptest.Venv(t, filepath.Join(dir, "prod-venv"), wh)
@@ -109,15 +105,13 @@ func newLab(t testing.TB, nProjects int) *lab {
 	write(t, filepath.Join(prod, "share", "core-odoo", "odoo-bin"), "# Odoo itself: never synced\n")
 	write(t, filepath.Join(prod, "filestore", "db1", "ab", "abcdef"), "attachment\n")
 
-	l.prod = testlab.Start(t, testlab.Options{Binds: map[string]string{
-		filepath.Dir(l.odooConf):       filepath.Join(prod, "odoo"),
-		aptDir:                         filepath.Join(prod, "apt"),
-		"/var/lib/dpkg/status":         filepath.Join(prod, "dpkg-status"),
-		"/var/lib/apt/extended_states": filepath.Join(prod, "extended_states"),
-		"/var/cache/apt":               filepath.Join(prod, "apt-cache"), // not the host's cache
-		l.share:                        filepath.Join(prod, "share"),
-		l.filestore:                    filepath.Join(prod, "filestore"),
-	}})
+	// apt: production's dpkg database has the package, manual.
+	binds := apttest.ProductionBinds(t, prod, []apttest.Pkg{debPkg}, nil)
+	binds[filepath.Dir(l.odooConf)] = filepath.Join(prod, "odoo")
+	binds[aptDir] = filepath.Join(prod, "apt")
+	binds[l.share] = filepath.Join(prod, "share")
+	binds[l.filestore] = filepath.Join(prod, "filestore")
+	l.prod = testlab.Start(t, testlab.Options{Binds: binds})
 	l.conf = filepath.Join(dir, "ot.conf")
 	l.kv = map[string]string{
 		"CONF_SYNC":    "odoo apt",

@@ -114,7 +114,7 @@ func Sync(j *job.Job, opts Options) error {
 		if errors.As(err, &ce) {
 			return err
 		}
-		return cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list production's pip packages (%s on %s): %s", shellquote.Join(remotePip...), host, brief(err)), "check REMOTE_PIP and pip on production; nothing was installed")
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list production's pip packages (%s on %s): %s", shellquote.Join(remotePip...), host, run.Brief(err)), "check REMOTE_PIP and pip on production; nothing was installed")
 	}
 	if err := Validate(prod); err != nil {
 		return cli.Fail(cli.ExitRefused, fmt.Sprintf("%s on %s listed %v", shellquote.Join(remotePip...), host, err), "nothing was installed; check production's Python packages")
@@ -219,18 +219,4 @@ func install(j *job.Job, pip, reqs []string) (missing []string, err error) {
 		missing = append(missing, unknown...)
 	}
 	return missing, nil
-}
-
-// brief is a failed remote listing in a few words: the last line of its
-// stderr and its exit status, without the long ssh command line.
-func brief(err error) string {
-	var re *run.Error
-	if !errors.As(err, &re) {
-		return err.Error()
-	}
-	msg := fmt.Sprintf("exit status %d", re.ExitCode)
-	if lines := strings.Split(strings.TrimSpace(re.Stderr), "\n"); lines[len(lines)-1] != "" {
-		msg = strings.TrimSpace(lines[len(lines)-1]) + " (" + msg + ")"
-	}
-	return msg
 }

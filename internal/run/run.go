@@ -174,6 +174,23 @@ func (r *Runner) exec(ctx context.Context, s Step) ([]byte, error) {
 	return stdout.Bytes(), e
 }
 
+// Brief says why a command failed in a few words, for a message that
+// already names the command: the last line of its stderr and its exit status.
+func Brief(err error) string {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	msg := fmt.Sprintf("exit status %d", e.ExitCode)
+	if e.TimedOut {
+		msg = "timed out"
+	}
+	if line := lastLine(strings.TrimSpace(e.Stderr)); line != "" {
+		msg = line + " (" + msg + ")"
+	}
+	return msg
+}
+
 // ExitCode returns the exit code of a failed command, or -1.
 func ExitCode(err error) int {
 	var e *Error

@@ -191,3 +191,26 @@ func HookFreeEnv(t testing.TB, dir string) string {
 	write(t, conf, "#clear APT::Update::Post-Invoke;\n#clear APT::Update::Post-Invoke-Success;\n#clear DPkg::Post-Invoke;\n")
 	return "APT_CONFIG=" + conf
 }
+
+// ProductionBinds makes a production dpkg and apt state in dir — status
+// holding pkgs, extended_states marking auto as automatically installed —
+// and returns the testlab binds that show it to production. Whole
+// directories are bound, not files: the host's dpkg replaces its status file
+// by rename, and a rename over a file mounted in another namespace detaches
+// that mount, so production would suddenly see the host's packages.
+func ProductionBinds(t testing.TB, dir string, pkgs []Pkg, auto []string) map[string]string {
+	dpkg, lib, cache := filepath.Join(dir, "prod-dpkg"), filepath.Join(dir, "prod-apt-lib"), filepath.Join(dir, "prod-apt-cache")
+	mkdir(t, filepath.Join(dpkg, "updates"))
+	mkdir(t, lib)
+	mkdir(t, cache) // not the host's package cache
+	write(t, filepath.Join(dpkg, "status"), Status(pkgs...))
+	if arch, err := os.ReadFile("/var/lib/dpkg/arch"); err == nil {
+		write(t, filepath.Join(dpkg, "arch"), string(arch))
+	}
+	var ext strings.Builder
+	for _, n := range auto {
+		ext.WriteString("Package: " + n + "\nArchitecture: all\nAuto-Installed: 1\n\n")
+	}
+	write(t, filepath.Join(lib, "extended_states"), ext.String())
+	return map[string]string{"/var/lib/dpkg": dpkg, "/var/lib/apt": lib, "/var/cache/apt": cache}
+}
