@@ -25,9 +25,6 @@ DESTDIR ?=
 TEST_FLAGS ?= -count=1 -timeout 25m
 BENCH_FLAGS ?= -run '^$$' -bench . -benchtime 1x
 BUILD_FLAGS := -trimpath -buildvcs=false
-# Position-independent, as Debian builds every binary: the address layout
-# is randomized. Still no cgo: the only thing needed from libc is ld.so.
-PIE := -buildmode=pie
 LDFLAGS := -s -w -X $(MODULE)/internal/cli.Version=$(VERSION)
 export CGO_ENABLED := 0
 
@@ -38,14 +35,14 @@ help: ## list the targets
 
 build: ## build every cmd/* program into bin/ (static, stripped, versioned)
 	@mkdir -p bin
-	$(if $(CMDS),$(GO) build $(BUILD_FLAGS) $(PIE) -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(CMDS)))
+	$(if $(CMDS),$(GO) build $(BUILD_FLAGS) -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(CMDS)))
 
 docs: build ## generate man pages, bash completion and the default config file into build/
 	@mkdir -p build
 	$(GO) build $(BUILD_FLAGS) -o build/gendoc ./internal/tools/gendoc
 	rm -rf build/man build/completion
 	build/gendoc man -o build/man -version '$(VERSION)' -date '$(DATE)' $(addprefix bin/,$(CMDS))
-	build/gendoc completion -o build/completion $(addprefix bin/,$(CMDS))
+	build/gendoc completion -o build/completion $(addprefix -link ,$(LINKS)) $(addprefix bin/,$(CMDS))
 	build/gendoc conf >build/ot-redundancy-sync.conf
 
 # An existing configuration file is never overwritten: `make install` on a
@@ -73,8 +70,8 @@ deb: ## build deb/ot-redundancy_<version>_<arch>.deb (the default target)
 	DEB_RULES_REQUIRES_ROOT=no DEB_DIR=$(abspath $(DEB_DIR)) debian/rules binary
 	@echo built $(DEB)
 
-lint: deb ## run lintian on the package: errors fail, warnings are shown
-	lintian --fail-on error --info $(DEB)
+lint: deb ## run lintian on the package: errors and unexplained warnings fail
+	lintian --fail-on error,warning --info $(DEB)
 
 vet: ## go vet
 	$(GO) vet ./...

@@ -44,6 +44,7 @@ var Keys = []Key{
 	{"ODOO_USER", "odoo", KindUser, "Local owner of synced Odoo files."},
 	{"ODOO_GROUP", "odoo", KindUser, "Local group of synced Odoo files."},
 	{"FILESTORE", "/var/lib/odoo/.local/share/Odoo/filestore", KindPath, "Odoo filestore, the same path on both machines."},
+	{"FILESTORE_TIMEOUT", "3300", KindInt, "Seconds one filestore transfer may run before it is stopped; the next run resumes it."},
 	{"MAX_DELETE_PERCENT", "5", KindPercent, "A filestore sync that would delete more than this share of the standby's files is refused (--force overrides)."},
 	{"PROJECTS_DIR", "/usr/share", KindPath, "Directory holding the addon projects, on both machines."},
 	{"PROJECTS_PATTERN", "*odoo*", KindWords, "Glob patterns naming addon project directories in PROJECTS_DIR."},

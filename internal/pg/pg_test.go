@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -65,14 +67,14 @@ func TestParseClustersText(t *testing.T) {
 }
 
 func TestParseStatus(t *testing.T) {
-	s, err := parseStatus("t\tf\t1700000000.5\t1\tstreaming\t127.0.0.1\t5432\t0/3000060\t0/3000060\t1700000010.5")
+	s, err := parseStatus("t|f|1700000000.5|1|streaming|127.0.0.1|5432|0/3000060|0/3000060|1700000010.5")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !s.InRecovery || s.ReplayPaused || s.Lag != 10*time.Second || s.SenderPort != 5432 || s.Timeline != 1 {
 		t.Errorf("got %+v", s)
 	}
-	s, _ = parseStatus("t\tt\t\t1\t\t\t\t\t\t1700000010")
+	s, _ = parseStatus("t|t||1||||||1700000010")
 	if !s.ReplayPaused || !s.LastReplay.IsZero() || s.Lag != 0 || s.ReceiverStatus != "" {
 		t.Errorf("got %+v", s)
 	}
@@ -114,7 +116,7 @@ func TestStandbyStatusAndPromotion(t *testing.T) {
 	if err := c.CheckVersion(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.Status(ctx, r)
+	st, err := ReadStatus(ctx, c.Via(r))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,12 +130,23 @@ func TestStandbyStatusAndPromotion(t *testing.T) {
 		t.Fatalf("LocalIsPrimary on a standby = %v, %v", prim, err)
 	}
 
+	sess, err := c.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if _, err := sess.Query(ctx, "SELECT * FROM no_such_table"); err == nil || !strings.Contains(err.Error(), `relation "no_such_table" does not exist`) {
+		t.Errorf("a failing query: %v", err)
+	}
+	if _, err := sess.Query(ctx, "CREATE TABLE u (n int)"); err == nil || !strings.Contains(err.Error(), "read-only transaction") {
+		t.Errorf("a write on a standby: %v", err)
+	}
 	p.Stop(t)
-	out, err := r.Run(ctx, c.PromoteStep(30*time.Second))
-	if err != nil || strings.TrimSpace(string(out)) != "t" {
+	out, err := sess.Query(ctx, PromoteSQL(30*time.Second))
+	if err != nil || out != "t" {
 		t.Fatalf("promote: %q, %v", out, err)
 	}
-	st, err = c.Status(ctx, r)
+	st, err = ReadStatus(ctx, sess)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +161,12 @@ func TestStandbyStatusAndPromotion(t *testing.T) {
 		t.Errorf("rows after promotion: %s, want 1,2", got)
 	}
 
-	// A stopped cluster is found, offline, and is not taken for a primary.
+	// A stopped cluster is found, offline, and is not taken for a primary;
+	// the session says psql stopped.
 	s.Stop(t)
+	if _, err := sess.Query(ctx, "SELECT 1"); err == nil || !strings.Contains(err.Error(), "psql stopped") {
+		t.Errorf("query after the server stopped: %v", err)
+	}
 	c, err = Find(ctx, r, cfg)
 	if err != nil || c.Online {
 		t.Fatalf("stopped cluster: %+v, %v", c, err)
@@ -172,7 +189,7 @@ func TestPromoteWithPgCtl(t *testing.T) {
 	if _, err := r.Run(ctx, c.PromoteCtlStep(30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.Status(ctx, r)
+	st, err := ReadStatus(ctx, c.Via(r))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,5 +208,72 @@ func TestNoClusterConfigured(t *testing.T) {
 	}
 	if prim, err := LocalIsPrimary(context.Background(), cfg); err != nil || prim {
 		t.Fatalf("LocalIsPrimary = %v, %v; want false, nil", prim, err)
+	}
+}
+
+// TestDebianCluster runs the Debian path for real: a lab standby registered
+// as cluster 15/lab in a private postgresql-common configuration root
+// (PG_CLUSTER_CONF_ROOT), found by pg_lsclusters, promoted by pg_ctlcluster.
+func TestDebianCluster(t *testing.T) {
+	pglab.Require(t)
+	for _, tool := range []string{"pg_lsclusters", "pg_ctlcluster"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("OT_REQUIRE_INTEGRATION") == "1" {
+				t.Fatalf("integration test needs %s (OT_REQUIRE_INTEGRATION=1)", tool)
+			}
+			t.Skipf("integration test needs %s", tool)
+		}
+	}
+	ctx := context.Background()
+	p := pglab.StartPrimary(t)
+	s := pglab.StartStandby(t, p)
+	root := t.TempDir()
+	confDir := filepath.Join(root, "15", "lab")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("data_directory = '%s'\nport = %d\nunix_socket_directories = '%s'\n", s.Data, s.Port, s.Socket)
+	if err := os.WriteFile(filepath.Join(confDir, "postgresql.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PG_CLUSTER_CONF_ROOT", root)
+
+	cfg, err := config.Parse("test.conf", []byte("PG_CLUSTER=\"15/lab\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run.Runner{}
+	c, err := Find(ctx, r, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.String() != "15/lab" || !c.Debian || !c.Online || c.Port != s.Port || c.Host != s.Socket || c.Data != s.Data {
+		t.Fatalf("found %+v", c)
+	}
+	st, err := ReadStatus(ctx, c.Via(r))
+	if err != nil || !st.InRecovery {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	p.Stop(t)
+	step := c.PromoteCtlStep(30 * time.Second)
+	if strings.Join(step.Argv, " ") != "pg_ctlcluster 15 lab promote" {
+		t.Errorf("fallback promotion: %q", step.Argv)
+	}
+	if _, err := r.Run(ctx, step); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		prim, err := LocalIsPrimary(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prim {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pg_ctlcluster promote: still in recovery after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -20,6 +20,7 @@ import (
 // facts is what the preflight learnt; nothing has changed yet.
 type facts struct {
 	cluster  *pg.Cluster
+	q        *pg.Session // one psql for every query of the run
 	status   *pg.Status
 	promoted bool // PROMOTED=yes already (an earlier run got that far)
 	syncOff  bool
@@ -42,8 +43,9 @@ type probe struct {
 // (starting Odoo, checks, report) cannot make things worse.
 func (f *facts) resumeOnly() bool { return !f.status.InRecovery && f.promoted }
 
-// probeTimeout bounds each check that production is gone.
-const probeTimeout = 3 * time.Second
+// probeTimeout bounds each check that production is gone: a live host
+// answers a TCP connection within milliseconds, a dead one never.
+const probeTimeout = time.Second
 
 // inspect finds the local cluster and reads everything the decision and the
 // report need. It changes nothing.
@@ -67,11 +69,16 @@ func inspect(env *cli.Env, cfg *config.Config) (*facts, error) {
 		}
 		return nil, cli.Fail(cli.ExitFailure, "PostgreSQL "+c.String()+" is not running", hint)
 	}
-	st, err := c.Status(ctx, env.Runner)
+	q, err := c.Open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	f := &facts{cluster: c, status: st, promoted: cfg.Promoted(), syncOff: !cfg.SyncOn(), now: time.Now()}
+	st, err := pg.ReadStatus(ctx, q)
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	f := &facts{cluster: c, q: q, status: st, promoted: cfg.Promoted(), syncOff: !cfg.SyncOn(), now: time.Now()}
 	f.syncs, f.syncErr = summary.Last(cfg.Get("SUMMARYFILE"))
 	if src, err := cfg.Source(); err == nil {
 		f.source = src
@@ -137,7 +144,11 @@ func httpOK(ctx context.Context, url string, timeout time.Duration) error {
 // print shows the preflight's findings.
 func (f *facts) print(env *cli.Env) {
 	c, st := f.cluster, f.status
-	env.Printf("PostgreSQL %s (PostgreSQL %s, port %d, %s)\n", c, c.Version, c.Port, c.Data)
+	if c.Debian {
+		env.Printf("PostgreSQL %s (version %s, port %d, data %s)\n", c, c.Version, c.Port, c.Data)
+	} else {
+		env.Printf("PostgreSQL %s (version %s, port %d)\n", c, c.Version, c.Port)
+	}
 	state := "primary: not in recovery (already promoted)"
 	if st.InRecovery {
 		state = "standby: in recovery"

@@ -1,6 +1,7 @@
 package promote
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/lock"
+	"github.com/ot-redundancy/ot-redundancy/internal/pg"
 	"github.com/ot-redundancy/ot-redundancy/internal/run"
 )
 
@@ -24,8 +26,8 @@ type step struct {
 	do   func() error
 }
 
-// runner holds one promotion's plan and what its steps learn on the way.
-type runner struct {
+// promotion holds one run's plan and what its steps learn on the way.
+type promotion struct {
 	env     *cli.Env
 	cfg     *config.Config
 	f       *facts
@@ -38,17 +40,22 @@ type runner struct {
 
 // plan lists every step for the state the preflight found; a re-run after a
 // partial failure gets only what is left.
-func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI) *runner {
-	r := &runner{env: env, cfg: cfg, f: f, force: c.Force, systemd: isDir("/run/systemd/system")}
-	r.rep = report{facts: f, cfg: cfg, start: time.Now(), timelineBefore: f.status.Timeline}
+func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *promotion {
+	r := &promotion{env: env, cfg: cfg, f: f, force: c.Force, systemd: isDir("/run/systemd/system")}
+	r.rep = report{facts: f, cfg: cfg, start: start, timelineBefore: f.status.Timeline}
 	cl := f.cluster
 	timeout := time.Duration(cfg.Int("PROMOTE_TIMEOUT")) * time.Second
 	inRecovery := f.status.InRecovery
 
 	if fence := cfg.Command("FENCE_COMMAND"); inRecovery && len(fence) > 0 {
-		r.add(step{what: "fence production: run FENCE_COMMAND (a failure aborts" + map[bool]string{true: "; --force: warns only", false: ""}[c.Force] + ")",
-			argv: fence, do: func() error { return r.fence(fence) }})
+		what := "fence production: run FENCE_COMMAND (its failure aborts)"
+		if c.Force {
+			what = "fence production: run FENCE_COMMAND (--force: its failure only warns)"
+		}
+		r.add(step{what: what, argv: fence, do: func() error { return r.fence(fence) }})
 		r.add(step{what: "check that production no longer answers", do: r.recheckProduction})
+	} else if inRecovery && !c.Yes && !c.Force {
+		r.add(step{what: "check again that production does not answer (time passed while the plan was read)", do: r.recheckProduction})
 	}
 	r.add(step{what: fmt.Sprintf("take the sync lock %s (wait up to %ss for a running sync, then stop it)", cfg.Get("LOCK_FILE"), cfg.Get("LOCK_WAIT")),
 		do: r.takeLock})
@@ -59,14 +66,18 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI) *runner {
 	if inRecovery {
 		if f.status.ReplayPaused {
 			r.add(step{what: "resume the paused WAL replay (--resume-replay)", argv: cl.PsqlArgv("SELECT pg_wal_replay_resume()"),
-				do: func() error { _, err := cl.Query(env.Ctx, env.Runner, "SELECT pg_wal_replay_resume()"); return err }})
+				do: func() error { _, err := f.q.Query(env.Ctx, "SELECT pg_wal_replay_resume()"); return err }})
 		}
-		ps := cl.PromoteStep(timeout)
-		r.add(step{what: ps.What, argv: ps.Argv, do: func() error { return r.promote(timeout) }})
-		r.add(step{what: fmt.Sprintf("wait until PostgreSQL leaves recovery on a timeline after %d (up to %s)", f.status.Timeline, timeout),
+		fallback := "pg_ctl"
+		if cl.Debian {
+			fallback = "pg_ctlcluster"
+		}
+		r.add(step{what: fmt.Sprintf("promote PostgreSQL %s to primary (pg_promote; %s promote if that fails)", cl, fallback),
+			argv: cl.PsqlArgv(pg.PromoteSQL(0)), do: func() error { return r.promote(timeout) }})
+		r.add(step{what: fmt.Sprintf("wait until PostgreSQL leaves recovery, on a timeline after %d (up to %s)", f.status.Timeline, timeout),
 			do: func() error { return r.waitPromoted(timeout) }})
 	}
-	r.add(step{what: "check that the database accepts a write (a temporary table, rolled back)", argv: cl.PsqlArgv(writeCheckSQL),
+	r.add(step{what: "check that the database accepts a write (a temporary table, dropped at commit)", argv: cl.PsqlArgv(writeCheckSQL),
 		do: r.checkWrite})
 	for _, s := range odooSteps(cfg.Words("ODOO_SERVICE"), r.systemd, f.odooUp) {
 		r.add(step{what: s.What, argv: s.Argv, odoo: true, do: func() error { _, err := env.Runner.Run(env.Ctx, s); return err }})
@@ -76,10 +87,10 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI) *runner {
 	return r
 }
 
-func (r *runner) add(s step) { r.steps = append(r.steps, s) }
+func (r *promotion) add(s step) { r.steps = append(r.steps, s) }
 
 // print shows the plan, each command shell-quoted so it can be pasted.
-func (r *runner) print(env *cli.Env) {
+func (r *promotion) print(env *cli.Env) {
 	if r.f.resumeOnly() {
 		env.Printf("\nPostgreSQL %s is already promoted (timeline %d): continuing with what is left.\n", r.f.cluster, r.f.status.Timeline)
 	} else if !r.f.status.InRecovery {
@@ -97,7 +108,7 @@ func (r *runner) print(env *cli.Env) {
 
 // execute runs the plan. The report is written whatever happens once the
 // lock is held, so a failed run still leaves its evidence.
-func (r *runner) execute(env *cli.Env) (err error) {
+func (r *promotion) execute(env *cli.Env) (err error) {
 	defer r.lock.Release()
 	env.Printf("\n")
 	n := len(r.steps) + 1
@@ -132,7 +143,7 @@ func (r *runner) execute(env *cli.Env) (err error) {
 	return err
 }
 
-func (r *runner) fence(argv []string) error {
+func (r *promotion) fence(argv []string) error {
 	_, err := r.env.Runner.Run(r.env.Ctx, run.Step{What: "fence production", Argv: argv, Changes: true,
 		Timeout: 5 * time.Minute, Env: []string{"OT_PRODUCTION=" + r.f.source}})
 	if err != nil && r.force {
@@ -146,8 +157,8 @@ func (r *runner) fence(argv []string) error {
 	return nil
 }
 
-func (r *runner) recheckProduction() error {
-	st, err := r.f.cluster.Status(r.env.Ctx, r.env.Runner)
+func (r *promotion) recheckProduction() error {
+	st, err := pg.ReadStatus(r.env.Ctx, r.f.q)
 	if err != nil {
 		return err
 	}
@@ -160,12 +171,12 @@ func (r *runner) recheckProduction() error {
 		r.env.Log.Warn().Msg("production still answers after fencing; going on (--force): " + strings.Join(f.alive, "; "))
 		return nil
 	}
-	return cli.Fail(cli.ExitRefused, "production still answers after fencing: "+strings.Join(f.alive, "; "),
+	return cli.Fail(cli.ExitRefused, "production answers again: "+strings.Join(f.alive, "; "),
 		"power production off and run again, or run with --force; nothing was changed here")
 }
 
 // takeLock waits for a running sync, then stops it: promotion wins.
-func (r *runner) takeLock() error {
+func (r *promotion) takeLock() error {
 	ctx, path := r.env.Ctx, r.cfg.Get("LOCK_FILE")
 	l, err := lock.Acquire(ctx, path, 0)
 	var held *lock.HeldError
@@ -188,7 +199,7 @@ func (r *runner) takeLock() error {
 	return nil
 }
 
-func (r *runner) markPromoted() error {
+func (r *promotion) markPromoted() error {
 	// Reload under the lock: a sync may have rewritten the file meanwhile.
 	cfg, err := config.Load(r.cfg.Path)
 	if err != nil {
@@ -206,64 +217,76 @@ func (r *runner) markPromoted() error {
 // promote asks PostgreSQL to promote itself; pg_ctl (or pg_ctlcluster) is
 // the fallback when SQL fails. standby.signal is never touched by hand:
 // deleting it and restarting stays on the old timeline.
-func (r *runner) promote(timeout time.Duration) error {
-	env, cl := r.env, r.f.cluster
+func (r *promotion) promote(timeout time.Duration) error {
+	env := r.env
 	r.rep.promoteStart = time.Now()
-	out, err := env.Runner.Run(env.Ctx, cl.PromoteStep(timeout))
+	out, err := r.f.q.Query(env.Ctx, pg.PromoteSQL(0))
+	if err == nil && out != "t" {
+		err = fmt.Errorf("pg_promote() returned %q", out)
+	}
 	if err != nil {
 		if env.Ctx.Err() != nil {
 			return err
 		}
 		env.Log.Warn().Err(err).Msg("pg_promote failed; trying pg_ctl")
-		_, err = env.Runner.Run(env.Ctx, cl.PromoteCtlStep(timeout))
-		return err
+		_, err = env.Runner.Run(env.Ctx, r.f.cluster.PromoteCtlStep(timeout))
 	}
-	if strings.TrimSpace(string(out)) != "t" {
-		env.Log.Warn().Msg("pg_promote did not finish in time; still waiting")
-	}
-	return nil
+	return err
 }
 
-func (r *runner) waitPromoted(timeout time.Duration) error {
+// waitPromoted watches recovery end; it polls every 10 ms over the open
+// session, finer than pg_promote(true)'s and pg_ctl's 100 ms.
+func (r *promotion) waitPromoted(timeout time.Duration) error {
 	env, cl := r.env, r.f.cluster
-	deadline := r.rep.promoteStart.Add(timeout)
+	ctx, cancel := context.WithDeadline(env.Ctx, r.rep.promoteStart.Add(timeout))
+	defer cancel()
+	var err error
 	for {
-		st, err := cl.Status(env.Ctx, env.Runner)
-		if err == nil && !st.InRecovery {
-			r.rep.promoted = time.Now()
-			r.rep.timelineAfter = st.Timeline
-			if st.Timeline <= r.f.status.Timeline {
-				return fmt.Errorf("PostgreSQL %s left recovery but stayed on timeline %d; check its log", cl, st.Timeline)
-			}
-			return nil
+		var out string
+		out, err = r.f.q.Query(ctx, "SELECT pg_is_in_recovery()")
+		if err == nil && out == "f" {
+			break
 		}
-		if time.Now().After(deadline) {
-			if err == nil {
-				err = errors.New("still in recovery")
+		if err == nil {
+			err = errors.New("still in recovery")
+		}
+		if ctx.Err() != nil {
+			if env.Ctx.Err() != nil {
+				return env.Ctx.Err()
 			}
 			return &cli.Error{Code: cli.ExitFailure, Err: err,
 				Msg:  fmt.Sprintf("PostgreSQL %s did not leave recovery within %s: %v", cl, timeout, err),
 				Hint: "read its log, raise PROMOTE_TIMEOUT if it is busy replaying, then run again: it continues"}
 		}
-		select {
-		case <-env.Ctx.Done():
-			return env.Ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-const writeCheckSQL = "BEGIN; CREATE TEMPORARY TABLE ot_redundancy_write_check (n int); INSERT INTO ot_redundancy_write_check VALUES (1); ROLLBACK"
-
-func (r *runner) checkWrite() error {
-	if _, err := r.f.cluster.Query(r.env.Ctx, r.env.Runner, writeCheckSQL); err != nil {
-		return fmt.Errorf("the promoted database refuses a write: %w", err)
+	r.rep.promoted = time.Now()
+	st, err := pg.ReadStatus(env.Ctx, r.f.q)
+	if err != nil {
+		return err
 	}
-	r.rep.writeOK = true
+	r.rep.timelineAfter = st.Timeline
+	if st.Timeline <= r.f.status.Timeline {
+		return fmt.Errorf("PostgreSQL %s left recovery but stayed on timeline %d; check its log", cl, st.Timeline)
+	}
 	return nil
 }
 
-func (r *runner) checkOdoo() error {
+// writeCheckSQL writes to a temporary table dropped at commit: a standby
+// refuses it (read-only transaction), a primary leaves no trace. One
+// statement, so that its failure is the query's failure.
+const writeCheckSQL = "DO $$BEGIN CREATE TEMPORARY TABLE ot_redundancy_write_check (n int) ON COMMIT DROP; " +
+	"INSERT INTO ot_redundancy_write_check VALUES (1); END$$"
+
+func (r *promotion) checkWrite() error {
+	if _, err := r.f.q.Query(r.env.Ctx, writeCheckSQL); err != nil {
+		return fmt.Errorf("the promoted database refuses a write: %w", err)
+	}
+	r.rep.writable = time.Now()
+	return nil
+}
+
+func (r *promotion) checkOdoo() error {
 	url := r.cfg.Get("ODOO_URL")
 	timeout := time.Duration(r.cfg.Int("ODOO_TIMEOUT")) * time.Second
 	start := time.Now()

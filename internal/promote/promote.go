@@ -49,6 +49,7 @@ func Main(args []string) int {
 
 // Run is the whole command.
 func (c *CLI) Run(env *cli.Env) error {
+	start := time.Now()
 	if err := env.RequireRoot(); err != nil {
 		return err
 	}
@@ -60,8 +61,9 @@ func (c *CLI) Run(env *cli.Env) error {
 	if err != nil {
 		return err
 	}
+	defer f.q.Close()
 	f.print(env)
-	p := plan(env, cfg, f, c)
+	p := plan(env, cfg, f, c, start)
 	p.print(env)
 	if err := c.refusals(cfg, f); err != nil {
 		return err
@@ -105,11 +107,26 @@ func (c *CLI) confirm(env *cli.Env, f *facts) error {
 			"run it from a terminal, or with --yes to promote without asking")
 	}
 	fmt.Fprintf(env.Stdout, "\nThis is a one-way street: the standby becomes production. Go ahead? [y/N] ")
-	answer, err := readLine(env.Stdin)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return err
+	// Read aside: Ctrl-C cancels env.Ctx but cannot interrupt a read.
+	type line struct {
+		s   string
+		err error
 	}
-	if !Yes(answer) {
+	got := make(chan line, 1)
+	go func() {
+		s, err := bufio.NewReader(env.Stdin).ReadString('\n')
+		got <- line{s, err}
+	}()
+	var answer line
+	select {
+	case answer = <-got:
+	case <-env.Ctx.Done():
+		return env.Ctx.Err()
+	}
+	if answer.err != nil && !errors.Is(answer.err, io.EOF) {
+		return answer.err
+	}
+	if !Yes(answer.s) {
 		return cli.Fail(cli.ExitRefused, "not confirmed; nothing was changed", "run it again and answer y to promote")
 	}
 	return nil
@@ -125,10 +142,6 @@ func Yes(answer string) bool {
 	return false
 }
 
-func readLine(r io.Reader) (string, error) {
-	return bufio.NewReader(r).ReadString('\n')
-}
-
 func since(now, t time.Time) string {
 	if t.IsZero() {
 		return "never"
@@ -141,7 +154,7 @@ func round(d time.Duration) time.Duration {
 	case d < 0:
 		return 0
 	case d < time.Minute:
-		return d.Round(100 * time.Millisecond)
+		return d.Round(10 * time.Millisecond)
 	default:
 		return d.Round(time.Second)
 	}

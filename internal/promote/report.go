@@ -22,7 +22,7 @@ type report struct {
 	earlier        time.Time // when an earlier run promoted it (from the timeline history file)
 	timelineBefore int
 	timelineAfter  int
-	writeOK        bool
+	writable       time.Time // when the write check passed
 	odooOK         bool
 	odooErr        error
 	odooAnswered   time.Duration
@@ -38,7 +38,7 @@ func (r *report) write(env *cli.Env) (string, error) {
 		// Promoted by an earlier run: the new timeline's history file was
 		// written at promotion.
 		sql := fmt.Sprintf("SELECT extract(epoch FROM modification) FROM pg_stat_file('pg_wal/%08X.history', true)", f.status.Timeline)
-		if out, err := f.cluster.Query(env.Ctx, env.Runner, sql); err == nil && out != "" {
+		if out, err := f.q.Query(env.Ctx, sql); err == nil && out != "" {
 			r.earlier = parseEpoch(out)
 		}
 	}
@@ -88,15 +88,22 @@ func (r *report) text() string {
 		line("promoted", "NO: still in recovery")
 	}
 	line("last replayed commit", stamp(st.LastReplay))
-	if !st.LastReplay.IsZero() && st.InRecovery {
+	switch {
+	case !st.InRecovery:
+		line("lag", "unknown: PostgreSQL was already promoted when this run started (see the first run's report)")
+	case st.LastReplay.IsZero():
+		line("lag", "unknown: no transaction was replayed since PostgreSQL started")
+	default:
 		line("lag", fmt.Sprintf("%s at the preflight: production's commits after the last replayed one are lost (fewer if production was idle)", round(st.Lag)))
-	} else {
-		line("lag", "unknown: the preflight found PostgreSQL already promoted (see the first run's report)")
 	}
 	if st.ReceiveLSN != "" {
 		line("WAL received / replayed", st.ReceiveLSN+" / "+st.ReplayLSN)
 	}
-	line("write check", map[bool]string{true: "ok, the database accepts writes", false: "not done or FAILED"}[r.writeOK])
+	if r.writable.IsZero() {
+		line("writable", "not checked, or FAILED")
+	} else {
+		line("writable", fmt.Sprintf("%s (%s after the command started)", stamp(r.writable), round(r.writable.Sub(r.start))))
+	}
 
 	fmt.Fprintf(&b, "\nOdoo\n")
 	line("service", r.cfg.Get("ODOO_SERVICE"))

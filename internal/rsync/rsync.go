@@ -198,14 +198,15 @@ func Explain(err error) string {
 	return msg
 }
 
-// lastError is the last stderr line worth showing: rsync ends with a
-// generic "rsync error: ... at main.c(...)" that says less than the line
-// before it.
+// lastError is the last stderr line worth showing: rsync ends with
+// generic lines ("rsync error: ... at main.c(...)", the --max-delete and
+// "IO error ... skipping file deletion" notes) that say less than the cause.
 func lastError(stderr string) string {
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
 		l := strings.TrimSpace(lines[i])
-		if l == "" || strings.HasPrefix(l, "rsync error:") {
+		if l == "" || strings.HasPrefix(l, "rsync error:") || strings.HasPrefix(l, "Deletions stopped due to --max-delete") ||
+			strings.HasPrefix(l, "IO error encountered") {
 			continue
 		}
 		return l

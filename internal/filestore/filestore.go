@@ -1,0 +1,404 @@
+// Package filestore is ot-attachments-sync: it mirrors production's Odoo
+// filestore into the standby's with one rsync pass over the run's ssh
+// connection, then removes what production no longer has.
+//
+// Safe by construction (docs/filestore.md explains the choices):
+//   - production's filestore missing, unreadable or empty stops the run
+//     before rsync starts; a transfer that fails deletes nothing;
+//   - the transfer never deletes: it writes each file to a temporary name
+//     and renames it whole (--partial-dir keeps an interrupted file so the
+//     next run resumes it), so the standby only ever gains complete files;
+//   - deletions are computed after the transfer succeeded, from the very
+//     file list rsync received (logged with -ii, checked against rsync's
+//     own count), and are refused above MAX_DELETE_PERCENT of the standby's
+//     files unless --force; rsync's --delete --max-delete=0 deletes nothing
+//     but tells (exit 25) whether there is anything to delete at all;
+//   - files are owned by ODOO_USER:ODOO_GROUP, lose setuid/setgid bits, and
+//     device files, special files and symlinks leaving the tree are skipped.
+//
+// One rsync pass does what bare `rsync -a --delete` does, so the sync costs
+// about the same; our process holds one 8-byte hash per production file.
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/rsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/run"
+)
+
+// Name is the command's name, as stamped in the summary file.
+const Name = "ot-attachments-sync"
+
+// ioTimeout is rsync's --timeout: a transfer with no data for this long (a
+// frozen remote rsync, a dead link) stops with exit 30.
+const ioTimeout = 120
+
+// partialDir, at the top of the standby's filestore (the same file system,
+// so a resumed file is renamed, not copied), is where rsync keeps an
+// interrupted file so that the next run resumes it. It is an absolute path
+// because a relative one costs rsync three system calls more per file; it
+// is excluded from the transfer and skipped by the deletion walk.
+const partialDir = ".rsync-partial"
+
+// Options changes what Sync does. The zero value is the default.
+type Options struct {
+	Force bool // apply deletions even above MAX_DELETE_PERCENT
+}
+
+// CLI is ot-attachments-sync's command line.
+type CLI struct {
+	cli.Globals
+	job.Flags
+	Force bool `help:"Delete even when more than MAX_DELETE_PERCENT of the standby's files would go (production really lost them)."`
+}
+
+// Main is ot-attachments-sync.
+func Main(args []string) int {
+	return cli.MainWith(Name, "Mirror production's Odoo filestore (FILESTORE) into the standby's: new and changed files are copied, then files gone from production are deleted.", exitText(), args, &CLI{})
+}
+
+// exitText is the common EXIT STATUS with what 8 means here: deletions are
+// decided after the copy, so new files may have arrived, but none went.
+func exitText() string {
+	return strings.Replace(cli.ExitStatusText(), "a safety check refused; nothing was changed",
+		"refused: more deletions than MAX_DELETE_PERCENT allows; nothing was deleted", 1)
+}
+
+// Run runs the sync as a job: lock, one ssh connection, summary line.
+func (c *CLI) Run(env *cli.Env) error {
+	return job.Sync(env, Name, c.Flags, func(j *job.Job) error {
+		return Sync(j, Options{Force: c.Force})
+	})
+}
+
+// syncer is one filestore sync in progress.
+type syncer struct {
+	j       *job.Job
+	opts    Options
+	root    string // FILESTORE, the same path on both machines
+	owner   string // ODOO_USER:ODOO_GROUP
+	maxPct  int
+	timeout time.Duration
+}
+
+// Sync mirrors production's filestore into the standby's, inside a job
+// (ot-sync-from-source calls it inside its own). In a dry run it prints what
+// would be added, changed and deleted, and the rsync command.
+func Sync(j *job.Job, opts Options) error {
+	s := &syncer{
+		j:       j,
+		opts:    opts,
+		root:    filepath.Clean(j.Cfg.Get("FILESTORE")),
+		owner:   j.Cfg.Get("ODOO_USER") + ":" + j.Cfg.Get("ODOO_GROUP"),
+		maxPct:  j.Cfg.Int("MAX_DELETE_PERCENT"),
+		timeout: time.Duration(j.Cfg.Int("FILESTORE_TIMEOUT")) * time.Second,
+	}
+	if s.timeout <= 0 {
+		s.timeout = time.Hour
+	}
+	if err := s.checkLocal(); err != nil {
+		return err
+	}
+	if err := s.probeProduction(); err != nil {
+		return err
+	}
+	if j.G.DryRun {
+		return s.preview()
+	}
+	return s.sync()
+}
+
+// checkLocal refuses to start when the standby cannot receive the files.
+func (s *syncer) checkLocal() error {
+	for _, k := range []string{"ODOO_USER", "ODOO_GROUP"} {
+		v := s.j.Cfg.Get(k)
+		var err error
+		if k == "ODOO_USER" {
+			_, err = user.Lookup(v)
+		} else {
+			_, err = user.LookupGroup(v)
+		}
+		if err != nil {
+			return cli.Fail(cli.ExitConfig, fmt.Sprintf("%s %q does not exist on this machine (%s)", k, v, s.j.Cfg.Path), "install Odoo first, or set "+k+" to the user Odoo runs as")
+		}
+	}
+	parent := filepath.Dir(s.root)
+	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("the standby's %s does not exist, so FILESTORE %s cannot be created", parent, s.root), "install Odoo on the standby, or fix FILESTORE in "+s.j.Cfg.Path)
+	}
+	if fi, err := os.Stat(s.root); err == nil && !fi.IsDir() {
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("the standby's FILESTORE %s is not a directory", s.root), "move it away or fix FILESTORE in "+s.j.Cfg.Path)
+	}
+	return nil
+}
+
+// probeProduction fails unless production's filestore is a readable
+// directory holding at least one file: an unmounted disk shows as an empty
+// directory, and mirroring that would empty the standby. find stops at the
+// first file, so this costs one round trip whatever the size.
+func (s *syncer) probeProduction() error {
+	ctx, cancel := context.WithTimeout(s.j.Ctx, time.Minute)
+	defer cancel()
+	where := fmt.Sprintf("production's filestore %s on %s", s.root, s.j.SSH.Host)
+	out, err := s.j.Remote(ctx, "find", s.root+"/", "-type", "f", "-print", "-quit")
+	if len(bytes.TrimSpace(out)) > 0 {
+		return nil // rsync reports any unreadable part
+	}
+	if err != nil {
+		var ce *cli.Error
+		if errors.As(err, &ce) {
+			return err
+		}
+		var re *run.Error
+		errors.As(err, &re)
+		switch {
+		case re != nil && strings.Contains(re.Stderr, "No such file"):
+			return cli.Fail(cli.ExitFailure, where+" does not exist, nothing on the standby was deleted", "check FILESTORE and that production's disks are mounted")
+		case re != nil && strings.Contains(re.Stderr, "Permission denied"):
+			return cli.Fail(cli.ExitFailure, where+" is not readable by "+s.j.SSH.User+", nothing on the standby was deleted", "give "+s.j.SSH.User+" read access to all of it on production")
+		case re != nil && re.TimedOut:
+			return cli.Fail(cli.ExitFailure, "listing "+where+" timed out, nothing on the standby was deleted", "check production's disks and load")
+		}
+		return cli.Fail(cli.ExitFailure, "cannot list "+where+", nothing on the standby was deleted: "+err.Error(), "run ot-connection-test")
+	}
+	return cli.Fail(cli.ExitFailure, where+" holds no files (an unmounted disk?), nothing on the standby was deleted", "check production's filestore; an empty filestore is never mirrored")
+}
+
+// argv is the rsync command; extra options go before the operands.
+func (s *syncer) argv(extra ...string) []string {
+	a := []string{"rsync", "-a"}
+	a = append(a, rsync.Safe(ioTimeout)...)
+	a = append(a, "--chown="+s.owner, "--partial-dir="+filepath.Join(s.root, partialDir), "--exclude=/"+partialDir+"/")
+	a = append(a, extra...)
+	return append(a, "-e", s.j.SSH.RsyncShell(), "--", s.j.SSH.Spec(s.root+"/"), s.root+"/")
+}
+
+// realPass is the transfer's own options: the item log and the deletion
+// probe (see sync).
+func realPass(logFile string) []string {
+	return []string{"--delete", "--max-delete=0", "-q", "-ii", "--info=stats2", "--log-file=" + logFile, "--log-file-format=" + rsync.ItemFormat}
+}
+
+// fail turns a failed rsync into the one-line error.
+func (s *syncer) fail(err error) error {
+	if s.j.Ctx.Err() != nil {
+		return err
+	}
+	msg := fmt.Sprintf("filestore transfer from %s:%s failed, nothing was deleted: %s", s.j.SSH.Host, s.root, rsync.Explain(err))
+	hint := "the next run resumes where this one stopped"
+	var re *run.Error
+	switch {
+	case errors.As(err, &re) && re.TimedOut:
+		msg = fmt.Sprintf("filestore transfer from %s:%s took longer than FILESTORE_TIMEOUT=%ds and was stopped, nothing was deleted", s.j.SSH.Host, s.root, int(s.timeout.Seconds()))
+		hint = "the next run resumes it; raise FILESTORE_TIMEOUT for a first copy of a large filestore"
+	case run.ExitCode(err) == 255 || run.ExitCode(err) == 12 || run.ExitCode(err) == 30:
+		hint = "check the link to production (ot-connection-test); " + hint
+	case run.ExitCode(err) == 23 || run.ExitCode(err) == 11:
+		hint = "check that " + s.j.SSH.User + " can read all of production's filestore and the standby's free space; " + hint
+	}
+	return &cli.Error{Code: cli.ExitFailure, Msg: msg, Hint: hint, Err: err}
+}
+
+// sync is the real run: transfer, then deletions.
+func (s *syncer) sync() error {
+	log, err := os.CreateTemp("", "ot-attachments-sync-*.log")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(log.Name())
+	defer log.Close()
+
+	// -q -ii with --log-file: every item of production's file list,
+	// unchanged ones too, goes to the log file and nothing to stdout, so
+	// memory stays flat however many files there are. --delete with
+	// --max-delete=0 deletes nothing, but exits 25 instead of 0 when the
+	// standby has something production has not: when nothing is to be
+	// deleted we skip our walk, so an unchanged run costs what bare rsync does.
+	step := run.Step{
+		What:    "copy new and changed files of production's filestore (no deletion)",
+		Argv:    s.argv(realPass(log.Name())...),
+		Changes: true,
+		Timeout: s.timeout,
+	}
+	t := newTailer(log)
+	progress := s.startProgress(t)
+	_, err = s.j.Runner.Run(s.j.Ctx, step)
+	progress()
+	if rerr := t.finish(); rerr != nil && err == nil {
+		err = rerr
+	}
+	extra := true // the standby may have what production has not
+	switch code := run.ExitCode(err); {
+	case err == nil:
+		extra = false
+	case code == 25: // deletions pending, none made
+		err = nil
+	case rsync.Warning(code):
+		// Odoo deletes attachments while we copy: normal, not a failure.
+		s.info("some files vanished on production during the copy; the next run catches up")
+	default:
+		return s.fail(err)
+	}
+	st := t.stats
+	if st.sourceFiles == 0 {
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's filestore %s on %s holds no files (an unmounted disk?), nothing on the standby was deleted", s.root, s.j.SSH.Host), "check production's filestore; an empty filestore is never mirrored")
+	}
+	if !st.complete() {
+		// A file missing from the list would be deleted: never guess.
+		// Files vanishing on production (exit 24) can leave the list short;
+		// the next run deletes then.
+		if err != nil {
+			s.info("deletions postponed to the next run: files vanished while rsync listed them")
+			return nil
+		}
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("rsync's file list was not read completely (%d files and %d folders of %d and %d), nothing was deleted", st.regs, st.dirs, st.listRegs, st.listDirs), "check free space in "+os.TempDir()+"; the next run retries")
+	}
+	if !extra {
+		s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, 0 deleted", st.sourceFiles, st.copied))
+		return nil
+	}
+	set := t.set
+	set.finish()
+
+	root := s.walkRoot()
+	w, err := walkFunc(root, set, nil)
+	if err != nil {
+		return cli.Fail(cli.ExitFailure, "cannot read the standby's filestore: "+err.Error(), "nothing was deleted; check "+s.root)
+	}
+	before := w.files - st.created // the standby's files before this run
+	if err := s.checkShare(w.extraFiles, before, fmt.Sprintf("%d new or changed files were copied", st.copied)); err != nil {
+		return err
+	}
+	deleted := walkResult{}
+	if w.extraFiles+w.extraDirs > 0 {
+		deleted, err = remove(root, set)
+		if err != nil {
+			return cli.Fail(cli.ExitFailure, fmt.Sprintf("deleting files gone from production in the standby's %s: %v", s.root, err), "fix the cause; the next run deletes the rest")
+		}
+	}
+	if w.unmatched > 0 {
+		s.info(fmt.Sprintf("%d standby entries have names rsync cannot show exactly (control or non-ASCII characters): never deleted", w.unmatched))
+	}
+	s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, %d deleted", st.sourceFiles, st.copied, deleted.extraFiles))
+	return nil
+}
+
+// checkShare refuses deletions above MAX_DELETE_PERCENT of the standby's
+// files, unless --force.
+func (s *syncer) checkShare(del, total int, done string) error {
+	if del == 0 || s.opts.Force || del*100 <= s.maxPct*total {
+		return nil
+	}
+	pct := 100.0
+	if total > 0 {
+		pct = float64(del) * 100 / float64(total)
+	}
+	return cli.Fail(cli.ExitRefused,
+		fmt.Sprintf("refused to delete %d of the standby's %d files in %s (%.1f%%, above MAX_DELETE_PERCENT=%d%%): nothing was deleted (%s)", del, total, s.root, pct, s.maxPct, done),
+		"check production's filestore on "+s.j.SSH.Host+"; if it really lost those files, run "+Name+" --force")
+}
+
+// walkRoot is the standby's filestore with symlinks resolved: a filestore
+// moved to another disk and linked back is common, and the walk must enter
+// it as rsync does.
+func (s *syncer) walkRoot() string {
+	if r, err := filepath.EvalSymlinks(s.root); err == nil {
+		return r
+	}
+	return s.root
+}
+
+// info tells a person at a terminal; cron hears nothing on success.
+func (s *syncer) info(msg string) {
+	if s.j.TTY && !s.j.G.Quiet {
+		fmt.Fprintln(s.j.Stdout, msg)
+		return
+	}
+	s.j.Log.Debug().Msg(msg)
+}
+
+// startProgress prints a progress line on a terminal until stop is called.
+func (s *syncer) startProgress(t *tailer) (stop func()) {
+	if !s.j.TTY || s.j.G.Quiet {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(s.j.Stdout, "\r\033[K")
+				return
+			case <-tick.C:
+				checked, copied := t.progress()
+				fmt.Fprintf(s.j.Stdout, "\r\033[Kfilestore: %d entries checked, %d copied", checked, copied)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// preview is the dry run: the same rsync pass with -n, its items printed,
+// the same deletion walk counted, and the command the real run would use.
+func (s *syncer) preview() error {
+	out, err := s.j.Runner.Run(s.j.Ctx, run.Step{
+		What:    "list what the copy would change (read-only)",
+		Argv:    s.argv("-n", "-ii", "--out-format="+rsync.ItemFormat),
+		Timeout: s.timeout,
+	})
+	if err != nil && !rsync.Warning(run.ExitCode(err)) {
+		return s.fail(err)
+	}
+	set := newNameSet()
+	var st stats
+	for _, line := range strings.Split(string(out), "\n") {
+		it, ok := rsync.ParseItem(line)
+		if !ok {
+			continue
+		}
+		st.add(set, it)
+		switch {
+		case it.Dir() || it.Unchanged():
+		case it.New():
+			s.j.Printf("add     %s\n", it.Name)
+		case it.Changed():
+			s.j.Printf("change  %s\n", it.Name)
+		}
+	}
+	set.finish()
+	var w walkResult
+	if _, err := os.Stat(s.root); err == nil {
+		w, err = walkFunc(s.walkRoot(), set, func(rel string, dir bool) {
+			if dir {
+				rel += "/"
+			}
+			s.j.Printf("delete  %s\n", rel)
+		})
+		if err != nil {
+			return cli.Fail(cli.ExitFailure, "cannot read the standby's filestore: "+err.Error(), "check "+s.root)
+		}
+	}
+	s.j.Runner.Print(run.Step{What: "copy new and changed files (no deletion); then delete what production no longer has", Argv: s.argv(realPass("LOGFILE")...)})
+	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", st.created, st.changed, w.extraFiles, w.files, st.sourceFiles)
+	if st.sourceFiles == 0 {
+		s.j.Printf("production's filestore holds no files: the real run would fail and delete nothing\n")
+	} else if err := s.checkShare(w.extraFiles, w.files, "dry run"); err != nil {
+		s.j.Printf("the real run would refuse: %s\n", err.(*cli.Error).Msg)
+	}
+	return nil
+}
