@@ -21,7 +21,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/conntest"
-	"github.com/ot-redundancy/ot-redundancy/internal/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/pg"
 	"github.com/ot-redundancy/ot-redundancy/internal/run"
 )
 
@@ -225,7 +225,7 @@ func (c *CLI) Run(env *cli.Env) error {
 		return cli.Fail(cli.ExitPromoted, "this machine was promoted to production (PROMOTED=yes in "+cfg.Path+"): sync stays off", "if it is a standby again, run ot-enable-sync --clear-promoted")
 	}
 	if want && len(failed) == 0 {
-		if primary, cluster, _ := job.LocalPrimary(env.Ctx, cfg); primary {
+		if primary, cluster, _ := pg.LocalIsPrimary(env.Ctx, cfg); primary {
 			return cli.Fail(cli.ExitPromoted, "the local PostgreSQL cluster "+cluster+" is not in recovery: this machine acts as production; sync stays off", "make it a standby of "+host+" first")
 		}
 	}

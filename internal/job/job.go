@@ -18,6 +18,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/lock"
+	"github.com/ot-redundancy/ot-redundancy/internal/pg"
 	"github.com/ot-redundancy/ot-redundancy/internal/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/ssh"
 	"github.com/ot-redundancy/ot-redundancy/internal/summary"
@@ -36,6 +37,8 @@ type Job struct {
 	SSH    *ssh.Conn
 	Runner *run.Runner
 	Start  time.Time
+
+	skipped string // why a --cron run stepped aside, for the run log
 }
 
 // Sync runs body as the sync called name.
@@ -67,6 +70,13 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 	}
 	if !j.G.DryRun {
 		l, err := lock.Acquire(j.Ctx, cfg.Get("LOCK_FILE"), time.Duration(cfg.Int("LOCK_WAIT"))*time.Second)
+		var held *lock.HeldError
+		if flags.Cron && errors.As(err, &held) {
+			// The hourly job behind a long monthly one: that run syncs too,
+			// so step aside quietly; ot-status shows a sync that falls late.
+			j.skipped = held.Error()
+			return cli.Silent{Code: cli.ExitOK}
+		}
 		if err != nil {
 			return err
 		}
@@ -130,7 +140,7 @@ func Promoted(ctx context.Context, cfg *config.Config) error {
 	if cfg.Promoted() {
 		return cli.Fail(cli.ExitPromoted, "this machine was promoted to production (PROMOTED=yes in "+cfg.Path+"): syncing from the old production would overwrite it", "nothing to do; a new standby needs a fresh setup")
 	}
-	primary, cluster, err := LocalPrimary(ctx, cfg)
+	primary, cluster, err := pg.LocalIsPrimary(ctx, cfg)
 	if err == nil && primary {
 		return cli.Fail(cli.ExitPromoted, "the local PostgreSQL cluster "+cluster+" is not in recovery: this machine acts as production, so nothing is synced", "if this is a standby, restore its replication first")
 	}
@@ -154,12 +164,14 @@ func (j *Job) record(err error) {
 	if j.Cfg == nil || j.G.DryRun {
 		return
 	}
-	var silent cli.Silent
-	if errors.As(err, &silent) {
-		return
-	}
 	r := summary.Record{Time: j.Start, Command: j.Name, Status: "ok", Duration: time.Since(j.Start).Seconds(), PID: os.Getpid()}
-	if err != nil {
+	var silent cli.Silent
+	switch {
+	case errors.As(err, &silent) && j.skipped != "":
+		r.Status, r.Error = "skipped", j.skipped
+	case errors.As(err, &silent):
+		return
+	case err != nil:
 		r.Exit, r.Error = cli.Describe(err)
 		r.Status = "failed"
 		if r.Exit == cli.ExitRefused || r.Exit == cli.ExitDisabled || r.Exit == cli.ExitPromoted || r.Exit == cli.ExitLocked {

@@ -117,6 +117,16 @@ func TestLockHeldNamesHolder(t *testing.T) {
 	if code(err) != cli.ExitLocked || !strings.Contains(err.Error(), "pid ") || time.Since(start) < time.Second {
 		t.Fatalf("%v after %v", err, time.Since(start))
 	}
+	// Under --cron the run steps aside silently, and the run log says why.
+	err = Sync(env(conf, false), "x", Flags{Cron: true}, func(*Job) error { t.Error("body ran"); return nil })
+	var silent cli.Silent
+	if !errors.As(err, &silent) || silent.Code != 0 {
+		t.Fatalf("cron: %v", err)
+	}
+	recs, _ := summary.Records(cfg.Get("RUN_LOG"))
+	if len(recs) != 2 || recs[1].Status != "skipped" || !strings.Contains(recs[1].Error, "held by pid") {
+		t.Fatalf("run log %+v", recs)
+	}
 }
 
 // When production shows this machine's token, SYNCSRC is this very machine.

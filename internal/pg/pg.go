@@ -345,23 +345,24 @@ func (c *Cluster) PromoteCtlStep(wait time.Duration) run.Step {
 }
 
 // LocalIsPrimary reports whether the local cluster runs out of recovery,
-// that is, this machine serves as production. No cluster found, or a
-// stopped one, is (false, nil): the PROMOTED key guards those cases.
-func LocalIsPrimary(ctx context.Context, cfg *config.Config) (bool, error) {
+// that is, this machine serves as production, and names the cluster. No
+// cluster found, or a stopped one, is (false, "", nil): the PROMOTED key
+// guards those cases. It asks the running server, not standby.signal.
+func LocalIsPrimary(ctx context.Context, cfg *config.Config) (bool, string, error) {
 	r := &run.Runner{}
 	c, err := Find(ctx, r, cfg)
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return false, "", nil
 	}
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	if !c.Online {
-		return false, nil
+		return false, "", nil
 	}
 	out, err := c.Via(r).Query(ctx, "SELECT pg_is_in_recovery()")
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
-	return out == "f", nil
+	return out == "f", c.String(), nil
 }

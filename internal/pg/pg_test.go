@@ -126,7 +126,7 @@ func TestStandbyStatusAndPromotion(t *testing.T) {
 	if st.Lag > time.Minute {
 		t.Errorf("lag %v, want seconds", st.Lag)
 	}
-	if prim, err := LocalIsPrimary(ctx, cfg); err != nil || prim {
+	if prim, _, err := LocalIsPrimary(ctx, cfg); err != nil || prim {
 		t.Fatalf("LocalIsPrimary on a standby = %v, %v", prim, err)
 	}
 
@@ -153,7 +153,7 @@ func TestStandbyStatusAndPromotion(t *testing.T) {
 	if st.InRecovery || st.Timeline != 2 {
 		t.Fatalf("after promotion: %+v, want out of recovery on timeline 2", st)
 	}
-	if prim, err := LocalIsPrimary(ctx, cfg); err != nil || !prim {
+	if prim, _, err := LocalIsPrimary(ctx, cfg); err != nil || !prim {
 		t.Fatalf("LocalIsPrimary on a promoted standby = %v, %v", prim, err)
 	}
 	s.Exec(t, "INSERT INTO t VALUES (2)")
@@ -171,7 +171,7 @@ func TestStandbyStatusAndPromotion(t *testing.T) {
 	if err != nil || c.Online {
 		t.Fatalf("stopped cluster: %+v, %v", c, err)
 	}
-	if prim, err := LocalIsPrimary(ctx, cfg); err != nil || prim {
+	if prim, _, err := LocalIsPrimary(ctx, cfg); err != nil || prim {
 		t.Fatalf("LocalIsPrimary on a stopped cluster = %v, %v", prim, err)
 	}
 }
@@ -206,7 +206,7 @@ func TestNoClusterConfigured(t *testing.T) {
 	if _, err := Find(context.Background(), &run.Runner{}, cfg); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("got %v, want ErrNotFound", err)
 	}
-	if prim, err := LocalIsPrimary(context.Background(), cfg); err != nil || prim {
+	if prim, _, err := LocalIsPrimary(context.Background(), cfg); err != nil || prim {
 		t.Fatalf("LocalIsPrimary = %v, %v; want false, nil", prim, err)
 	}
 }
@@ -264,7 +264,7 @@ func TestDebianCluster(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		prim, err := LocalIsPrimary(ctx, cfg)
+		prim, _, err := LocalIsPrimary(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,7 @@ func odooSteps(services []string, systemd, running bool) []run.Step {
 		if systemd {
 			steps = append(steps, run.Step{What: "enable Odoo at boot (" + s + ")", Argv: []string{"systemctl", "enable", s}, Changes: true})
 			if !running {
-				steps = append(steps, run.Step{What: "start Odoo (" + s + ")", Argv: []string{"systemctl", "start", s}, Changes: true})
+				steps = append(steps, run.Step{What: "start Odoo (" + s + ")", Argv: []string{"systemctl", "start", s}, Changes: true, Detach: true})
 			}
 			continue
 		}
@@ -21,7 +21,7 @@ func odooSteps(services []string, systemd, running bool) []run.Step {
 			run.Step{What: "install Odoo's boot links (" + s + ")", Argv: []string{"update-rc.d", s, "defaults"}, Changes: true},
 			run.Step{What: "enable Odoo at boot (" + s + ")", Argv: []string{"update-rc.d", s, "enable"}, Changes: true})
 		if !running {
-			steps = append(steps, run.Step{What: "start Odoo (" + s + ")", Argv: []string{"service", s, "start"}, Changes: true})
+			steps = append(steps, run.Step{What: "start Odoo (" + s + ")", Argv: []string{"service", s, "start"}, Changes: true, Detach: true})
 		}
 	}
 	return steps

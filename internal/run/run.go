@@ -36,6 +36,10 @@ type Step struct {
 	Stdin   io.Reader
 	Stdout  io.Writer // where output streams; nil means captured only
 	Stderr  io.Writer // also streamed here when set; its tail is always kept
+	// Detach leaves what the command started running after it exits (a
+	// service's daemon): its group is not killed, and its output goes to a
+	// file, so a daemon holding it open cannot stall the step.
+	Detach bool
 }
 
 // DefaultTimeout bounds a step that does not set its own.
@@ -135,6 +139,9 @@ func (r *Runner) exec(ctx context.Context, s Step) ([]byte, error) {
 	cmd.Dir = s.Dir
 	cmd.Env = append(append(os.Environ(), r.Env...), s.Env...)
 	cmd.Stdin = s.Stdin
+	if s.Detach {
+		return r.execDetached(ctx, cmd, s)
+	}
 	var stdout bytes.Buffer
 	if s.Stdout != nil {
 		cmd.Stdout = io.MultiWriter(&stdout, s.Stdout)
@@ -160,7 +167,32 @@ func (r *Runner) exec(ctx context.Context, s Step) ([]byte, error) {
 	if err == nil {
 		return stdout.Bytes(), nil
 	}
-	e := &Error{Argv: s.Argv, Stderr: tail.String(), ExitCode: -1, Err: err}
+	return stdout.Bytes(), r.failure(ctx, s, tail.String(), err)
+}
+
+// execDetached runs a Detach step: output to a temporary file, and the
+// process group left alone once the command itself has exited.
+func (r *Runner) execDetached(ctx context.Context, cmd *exec.Cmd, s Step) ([]byte, error) {
+	f, err := os.CreateTemp("", "ot-run-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	r.Log.Debug().Str("cmd", shellquote.Join(s.Argv...)).Msg("run (detached)")
+	err = cmd.Run()
+	out, _ := os.ReadFile(f.Name())
+	if err == nil {
+		return out, nil
+	}
+	tail := &Tail{Max: 8 << 10}
+	tail.Write(out)
+	return out, r.failure(ctx, s, tail.String(), err)
+}
+
+func (r *Runner) failure(ctx context.Context, s Step, stderr string, err error) *Error {
+	e := &Error{Argv: s.Argv, Stderr: stderr, ExitCode: -1, Err: err}
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		e.ExitCode = exitErr.ExitCode()
@@ -171,7 +203,7 @@ func (r *Runner) exec(ctx context.Context, s Step) ([]byte, error) {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		e.TimedOut = true
 	}
-	return stdout.Bytes(), e
+	return e
 }
 
 // Brief says why a command failed in a few words, for a message that

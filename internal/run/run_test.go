@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,5 +105,29 @@ func TestTail(t *testing.T) {
 	tl.Write([]byte("defg"))
 	if tl.String() != "defg" {
 		t.Fatalf("tail %q", tl.String())
+	}
+}
+
+// A detached step (a service start) returns when the command exits, even
+// though the daemon it started keeps its output open, and the daemon lives on.
+func TestDetachLeavesDaemonRunning(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	start := time.Now()
+	out, err := (&Runner{}).Run(context.Background(), Step{
+		Argv:   []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; echo started"},
+		Detach: true,
+	})
+	if err != nil || string(out) != "started\n" || time.Since(start) > 3*time.Second {
+		t.Fatalf("%q %v after %v", out, err, time.Since(start))
+	}
+	data, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	if pid == 0 || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("daemon %d not running", pid)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	_, err = (&Runner{}).Run(context.Background(), Step{Argv: []string{"sh", "-c", "echo no such service >&2; exit 1"}, Detach: true})
+	if err == nil || !strings.HasPrefix(err.Error(), "no such service: sh -c") {
+		t.Fatalf("%v", err)
 	}
 }

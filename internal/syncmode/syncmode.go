@@ -7,8 +7,8 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/config"
-	"github.com/ot-redundancy/ot-redundancy/internal/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/lock"
+	"github.com/ot-redundancy/ot-redundancy/internal/pg"
 )
 
 // Enable is ot-enable-sync's command line.
@@ -47,7 +47,7 @@ func (e *Enable) Run(env *cli.Env) error {
 	if cfg.Promoted() && !e.ClearPromoted {
 		return cli.Fail(cli.ExitPromoted, "this machine was promoted to production (PROMOTED=yes in "+cfg.Path+"): syncing would pull the old production over it", "if it is a standby again, run ot-enable-sync --clear-promoted")
 	}
-	if primary, cluster, _ := job.LocalPrimary(env.Ctx, cfg); primary {
+	if primary, cluster, _ := pg.LocalIsPrimary(env.Ctx, cfg); primary {
 		return cli.Fail(cli.ExitPromoted, "the local PostgreSQL cluster "+cluster+" is not in recovery: this machine acts as production", "make it a standby of SYNCSRC first")
 	}
 	keys := []string{"SYNCMODE"}
