@@ -8,16 +8,18 @@
 //   - the transfer never deletes: it writes each file to a temporary name
 //     and renames it whole (--partial-dir keeps an interrupted file so the
 //     next run resumes it), so the standby only ever gains complete files;
-//   - deletions are computed after the transfer succeeded, from the very
-//     file list rsync received (logged with -ii, checked against rsync's
-//     own count), and are refused above MAX_DELETE_PERCENT of the standby's
-//     files unless --force; rsync's --delete --max-delete=0 deletes nothing
-//     but tells (exit 25) whether there is anything to delete at all;
+//   - rsync's --delete --max-delete=0 deletes nothing but tells (exit 25)
+//     whether the standby holds anything production has not; only then is
+//     production listed (find -printf '%P\0': exact names, after the copy,
+//     so a file created meanwhile is not on the standby anyway) and the
+//     standby walked; deletions above MAX_DELETE_PERCENT of the standby's
+//     files are refused unless --force, and applied last;
 //   - files are owned by ODOO_USER:ODOO_GROUP, lose setuid/setgid bits, and
 //     device files, special files and symlinks leaving the tree are skipped.
 //
-// One rsync pass does what bare `rsync -a --delete` does, so the sync costs
-// about the same; our process holds one 8-byte hash per production file.
+// An hourly run with nothing to delete is one rsync pass, as bare
+// `rsync -a --delete` is; our process holds one 8-byte hash per production
+// file only when there is something to delete.
 package filestore
 
 import (
@@ -184,10 +186,12 @@ func (s *syncer) argv(extra ...string) []string {
 	return append(a, "-e", s.j.SSH.RsyncShell(), "--", s.j.SSH.Spec(s.root+"/"), s.root+"/")
 }
 
-// realPass is the transfer's own options: the item log and the deletion
-// probe (see sync).
-func realPass(logFile string) []string {
-	return []string{"--delete", "--max-delete=0", "-q", "-ii", "--info=stats2", "--log-file=" + logFile, "--log-file-format=" + rsync.ItemFormat}
+// realPass is the transfer's own options. --delete with --max-delete=0
+// deletes nothing (rsync >= 3.0), but exits 25 instead of 0 when the
+// standby has something production has not; --info=stats2 prints rsync's
+// counts (a few lines) on stdout.
+func realPass() []string {
+	return []string{"--delete", "--max-delete=0", "--info=stats2"}
 }
 
 // fail turns a failed rsync into the one-line error.
@@ -212,72 +216,50 @@ func (s *syncer) fail(err error) error {
 
 // sync is the real run: transfer, then deletions.
 func (s *syncer) sync() error {
-	log, err := os.CreateTemp("", "ot-attachments-sync-*.log")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(log.Name())
-	defer log.Close()
-
-	// -q -ii with --log-file: every item of production's file list,
-	// unchanged ones too, goes to the log file and nothing to stdout, so
-	// memory stays flat however many files there are. --delete with
-	// --max-delete=0 deletes nothing, but exits 25 instead of 0 when the
-	// standby has something production has not: when nothing is to be
-	// deleted we skip our walk, so an unchanged run costs what bare rsync does.
 	step := run.Step{
 		What:    "copy new and changed files of production's filestore (no deletion)",
-		Argv:    s.argv(realPass(log.Name())...),
+		Argv:    s.argv(realPass()...),
 		Changes: true,
 		Timeout: s.timeout,
 	}
-	t := newTailer(log)
-	progress := s.startProgress(t)
-	_, err = s.j.Runner.Run(s.j.Ctx, step)
-	progress()
-	if rerr := t.finish(); rerr != nil && err == nil {
-		err = rerr
+	if s.j.TTY && !s.j.G.Quiet {
+		step.Argv = s.argv(append(realPass(), "--info=progress2")...)
+		step.Stdout = s.j.Stdout
 	}
-	extra := true // the standby may have what production has not
+	out, err := s.j.Runner.Run(s.j.Ctx, step)
+	pending := true // the standby may hold what production has not
 	switch code := run.ExitCode(err); {
 	case err == nil:
-		extra = false
+		pending = false
 	case code == 25: // deletions pending, none made
-		err = nil
 	case rsync.Warning(code):
 		// Odoo deletes attachments while we copy: normal, not a failure.
 		s.info("some files vanished on production during the copy; the next run catches up")
 	default:
 		return s.fail(err)
 	}
-	st := t.stats
-	if st.sourceFiles == 0 {
+	st := rsync.ParseStats(string(out))
+	if st.Counted && st.Regs == 0 {
 		return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's filestore %s on %s holds no files (an unmounted disk?), nothing on the standby was deleted", s.root, s.j.SSH.Host), "check production's filestore; an empty filestore is never mirrored")
 	}
-	if !st.complete() {
-		// A file missing from the list would be deleted: never guess.
-		// Files vanishing on production (exit 24) can leave the list short;
-		// the next run deletes then.
-		if err != nil {
-			s.info("deletions postponed to the next run: files vanished while rsync listed them")
-			return nil
-		}
-		return cli.Fail(cli.ExitFailure, fmt.Sprintf("rsync's file list was not read completely (%d files and %d folders of %d and %d), nothing was deleted", st.regs, st.dirs, st.listRegs, st.listDirs), "check free space in "+os.TempDir()+"; the next run retries")
-	}
-	if !extra {
-		s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, 0 deleted", st.sourceFiles, st.copied))
+	if !pending {
+		s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, 0 deleted", st.Regs, st.Transferred))
 		return nil
 	}
-	set := t.set
-	set.finish()
 
+	// Production's list, taken after the copy: a file created since is not
+	// on the standby, a file deleted since goes from the standby too.
+	set, files, err := s.listProduction()
+	if err != nil {
+		return err
+	}
 	root := s.walkRoot()
 	w, err := walkFunc(root, set, nil)
 	if err != nil {
 		return cli.Fail(cli.ExitFailure, "cannot read the standby's filestore: "+err.Error(), "nothing was deleted; check "+s.root)
 	}
-	before := w.files - st.created // the standby's files before this run
-	if err := s.checkShare(w.extraFiles, before, fmt.Sprintf("%d new or changed files were copied", st.copied)); err != nil {
+	before := w.files - st.CreatedRegs // the standby's files before this run
+	if err := s.checkShare(w.extraFiles, before, fmt.Sprintf("%d new or changed files were copied", st.Transferred)); err != nil {
 		return err
 	}
 	deleted := walkResult{}
@@ -287,11 +269,38 @@ func (s *syncer) sync() error {
 			return cli.Fail(cli.ExitFailure, fmt.Sprintf("deleting files gone from production in the standby's %s: %v", s.root, err), "fix the cause; the next run deletes the rest")
 		}
 	}
-	if w.unmatched > 0 {
-		s.info(fmt.Sprintf("%d standby entries have names rsync cannot show exactly (control or non-ASCII characters): never deleted", w.unmatched))
-	}
-	s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, %d deleted", st.sourceFiles, st.copied, deleted.extraFiles))
+	s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, %d deleted", files, st.Transferred, deleted.extraFiles))
 	return nil
+}
+
+// listProduction reads production's file list: find prints every path
+// under FILESTORE, relative, NUL-terminated, so any name arrives exactly.
+// Anything short of a complete listing of at least one file fails the run
+// before a deletion.
+func (s *syncer) listProduction() (*nameSet, int, error) {
+	set := newNameSet()
+	files := 0
+	argv := s.j.SSH.Command("find", s.root+"/", "-mindepth", "1", "-printf", `%y%P\0`)
+	err := stream(s.j.Ctx, s.timeout, argv, 0, func(rec []byte) {
+		if len(rec) < 2 {
+			return
+		}
+		if rec[0] != 'd' {
+			files++
+		}
+		set.add(string(rec[1:]))
+	})
+	if err != nil {
+		if s.j.Ctx.Err() != nil {
+			return nil, 0, err
+		}
+		return nil, 0, cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list production's filestore %s on %s after the copy, nothing was deleted: %s", s.root, s.j.SSH.Host, run.Brief(err)), "check that "+s.j.SSH.User+" can read all of it; the next run retries")
+	}
+	if files == 0 {
+		return nil, 0, cli.Fail(cli.ExitFailure, fmt.Sprintf("production's filestore %s on %s holds no files any more (an unmounted disk?), nothing on the standby was deleted", s.root, s.j.SSH.Host), "check production's filestore; an empty filestore is never mirrored")
+	}
+	set.finish()
+	return set, files, nil
 }
 
 // checkShare refuses deletions above MAX_DELETE_PERCENT of the standby's
@@ -328,59 +337,36 @@ func (s *syncer) info(msg string) {
 	s.j.Log.Debug().Msg(msg)
 }
 
-// startProgress prints a progress line on a terminal until stop is called.
-func (s *syncer) startProgress(t *tailer) (stop func()) {
-	if !s.j.TTY || s.j.G.Quiet {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				fmt.Fprint(s.j.Stdout, "\r\033[K")
-				return
-			case <-tick.C:
-				checked, copied := t.progress()
-				fmt.Fprintf(s.j.Stdout, "\r\033[Kfilestore: %d entries checked, %d copied", checked, copied)
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
-}
-
-// preview is the dry run: the same rsync pass with -n, its items printed,
-// the same deletion walk counted, and the command the real run would use.
+// preview is the dry run: the same rsync pass with -n, its changes
+// printed, the same listing and deletion walk, and the command the real run
+// would use.
 func (s *syncer) preview() error {
 	out, err := s.j.Runner.Run(s.j.Ctx, run.Step{
 		What:    "list what the copy would change (read-only)",
-		Argv:    s.argv("-n", "-ii", "--out-format="+rsync.ItemFormat),
+		Argv:    s.argv("-n", "-i", "--out-format="+rsync.ItemFormat),
 		Timeout: s.timeout,
 	})
 	if err != nil && !rsync.Warning(run.ExitCode(err)) {
 		return s.fail(err)
 	}
-	set := newNameSet()
-	var st stats
+	var added, changed int
 	for _, line := range strings.Split(string(out), "\n") {
 		it, ok := rsync.ParseItem(line)
-		if !ok {
+		if !ok || it.Dir() || it.Unchanged() || it.Deleting() {
 			continue
 		}
-		st.add(set, it)
-		switch {
-		case it.Dir() || it.Unchanged():
-		case it.New():
+		if it.New() {
+			added++
 			s.j.Printf("add     %s\n", it.Name)
-		case it.Changed():
+		} else {
+			changed++
 			s.j.Printf("change  %s\n", it.Name)
 		}
 	}
-	set.finish()
+	set, files, err := s.listProduction()
+	if err != nil {
+		return err
+	}
 	var w walkResult
 	if _, err := os.Stat(s.root); err == nil {
 		w, err = walkFunc(s.walkRoot(), set, func(rel string, dir bool) {
@@ -393,11 +379,9 @@ func (s *syncer) preview() error {
 			return cli.Fail(cli.ExitFailure, "cannot read the standby's filestore: "+err.Error(), "check "+s.root)
 		}
 	}
-	s.j.Runner.Print(run.Step{What: "copy new and changed files (no deletion); then delete what production no longer has", Argv: s.argv(realPass("LOGFILE")...)})
-	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", st.created, st.changed, w.extraFiles, w.files, st.sourceFiles)
-	if st.sourceFiles == 0 {
-		s.j.Printf("production's filestore holds no files: the real run would fail and delete nothing\n")
-	} else if err := s.checkShare(w.extraFiles, w.files, "dry run"); err != nil {
+	s.j.Runner.Print(run.Step{What: "copy new and changed files (no deletion); then delete what production no longer has", Argv: s.argv(realPass()...)})
+	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", added, changed, w.extraFiles, w.files, files)
+	if err := s.checkShare(w.extraFiles, w.files, "dry run"); err != nil {
 		s.j.Printf("the real run would refuse: %s\n", err.(*cli.Error).Msg)
 	}
 	return nil

@@ -229,7 +229,7 @@ func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
 func TestMirror(t *testing.T) {
 	l := newLab(t, nil)
 	names := fill(t, l.prod, "db1", 0, 60, 3000)
-	fill(t, l.standby, "db1", 0, 50, 3000) // the standby has most already
+	fill(t, l.standby, "db1", 0, 58, 3000) // the standby has most already
 	writeFile(t, filepath.Join(l.prod, "db1", "checklist", "abc"), 10, 0o644)
 	writeFile(t, filepath.Join(l.prod, "db1", "ab", "setuid"), 10, 0o755)
 	syscall.Chmod(filepath.Join(l.prod, "db1", "ab", "setuid"), 0o6755)
@@ -238,7 +238,10 @@ func TestMirror(t *testing.T) {
 	os.Symlink("/etc/shadow", filepath.Join(l.prod, "db1", "evil"))
 	os.Symlink("ab/changed", filepath.Join(l.prod, "db1", "good"))
 	syscall.Mkfifo(filepath.Join(l.prod, "db1", "fifo"), 0o644)
-	writeFile(t, filepath.Join(l.standby, "db1", "ff", "gone"), 10, 0o644) // production deleted it
+	writeFile(t, filepath.Join(l.standby, "db1", "ff", "gone"), 10, 0o644)     // production deleted it
+	writeFile(t, filepath.Join(l.prod, "db1", "ab", "new\nline é"), 10, 0o644) // names arrive exactly
+	writeFile(t, filepath.Join(l.standby, "db1", "ab", "new\nline é"), 10, 0o644)
+	writeFile(t, filepath.Join(l.standby, "db1", "ab", "gone\tç"), 10, 0o644)
 	writeFile(t, filepath.Join(l.standby, "olddb", "x", "gone"), 10, 0o644)
 
 	logins := l.logins(t)
@@ -268,6 +271,9 @@ func TestMirror(t *testing.T) {
 	}
 	if target, err := os.Readlink(filepath.Join(l.standby, "db1", "good")); err != nil || target != "ab/changed" {
 		t.Errorf("safe symlink: %q %v", target, err)
+	}
+	if !exists(filepath.Join(l.standby, "db1", "ab", "new\nline é")) || exists(filepath.Join(l.standby, "db1", "ab", "gone\tç")) {
+		t.Errorf("names with control or non-ASCII characters are not mirrored exactly")
 	}
 	if exists(filepath.Join(l.standby, "db1", "ff", "gone")) || exists(filepath.Join(l.standby, "olddb")) {
 		t.Errorf("files gone from production are still on the standby")
@@ -424,13 +430,14 @@ func TestKilledMidTransfer(t *testing.T) {
 
 	// SIGTERM mid-transfer: interrupted, nothing deleted, no summary line,
 	// no rsync left behind.
+	base := arrivedAll(t, l)
 	cmd := l.command()
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitArrived(2)
+	waitArrived(base + 2)
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(errb.String(), "interrupted") {

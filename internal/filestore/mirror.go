@@ -2,19 +2,21 @@ package filestore
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/rsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/run"
 )
 
 // nameSet holds production's file list as 8-byte hashes of the paths:
@@ -37,136 +39,64 @@ func (s *nameSet) has(p string) bool {
 	return ok
 }
 
-// stats counts the items of one rsync pass.
-type stats struct {
-	entries     int // every item: files, links, directories
-	sourceFiles int // production's non-directories
-	created     int // non-directories the standby did not have
-	changed     int // non-directories updated
-	copied      int // non-directories created or updated
-	regs, dirs  int // regular files and directories listed
-
-	// rsync's own count of its file list (--info=stats2), which the items
-	// read must match before anything is deleted.
-	haveCounts         bool
-	listRegs, listDirs int
-}
-
-// complete reports whether every regular file and directory of rsync's
-// file list was read.
-func (st *stats) complete() bool {
-	return st.haveCounts && st.regs == st.listRegs && st.dirs == st.listDirs
-}
-
-func (st *stats) add(set *nameSet, it rsync.Item) {
-	if it.Deleting() {
-		return
+// stream runs argv (production's listing) and calls rec for each
+// sep-terminated record of its output as it arrives. Not through the
+// runner, which keeps a command's whole output in memory: this one grows
+// with the filestore. Like the runner, it runs the command in its own
+// process group, killed on deadline or interrupt.
+func stream(ctx context.Context, timeout time.Duration, argv []string, sep byte, rec func([]byte)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	stderr := &run.Tail{Max: 8 << 10}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
 	}
-	st.entries++
-	set.add(it.Path())
-	switch it.Code[1] {
-	case 'f':
-		st.regs++
-	case 'd':
-		st.dirs++
+	if err := cmd.Start(); err != nil {
+		return &run.Error{Argv: argv, ExitCode: -1, Err: err}
 	}
-	if it.Dir() {
-		return
-	}
-	st.sourceFiles++
-	switch {
-	case it.New():
-		st.created++
-		st.copied++
-	case it.Changed():
-		st.changed++
-		st.copied++
-	}
-}
-
-// tailer reads rsync's log file while rsync writes it, so the file list is
-// hashed during the transfer rather than after it, and progress can be shown.
-type tailer struct {
-	f    *os.File
-	done chan struct{}
-	end  chan error
-
-	mu    sync.Mutex
-	set   *nameSet
-	stats stats
-}
-
-func newTailer(f *os.File) *tailer {
-	t := &tailer{f: f, done: make(chan struct{}), end: make(chan error, 1), set: newNameSet()}
-	go func() { t.end <- t.loop() }()
-	return t
-}
-
-func (t *tailer) loop() error {
-	r := bufio.NewReaderSize(t.f, 64<<10)
-	var partial []byte
-	draining := false
+	r := bufio.NewReaderSize(out, 64<<10)
+	var long []byte // a record longer than the buffer
+	var readErr error
 	for {
-		line, err := r.ReadSlice('\n')
+		b, err := r.ReadSlice(sep)
 		if err == bufio.ErrBufferFull {
-			partial = append(partial, line...)
-			continue
-		}
-		if err == io.EOF {
-			partial = append(partial, line...)
-			if draining {
-				if len(partial) > 0 {
-					t.line(string(partial))
-				}
-				return nil
-			}
-			select {
-			case <-t.done:
-				// rsync has exited: read to the end once more, as it
-				// may have written since the last read.
-				draining = true
-			case <-time.After(50 * time.Millisecond):
-			}
+			long = append(long, b...)
 			continue
 		}
 		if err != nil {
-			return err
+			if err != io.EOF {
+				readErr = err
+			}
+			break // a last record without its separator is incomplete: dropped
 		}
-		if len(partial) > 0 {
-			partial = append(partial, line...)
-			t.line(string(partial))
-			partial = partial[:0]
+		if long != nil {
+			rec(append(long, b[:len(b)-1]...))
+			long = nil
 		} else {
-			t.line(string(line))
+			rec(b[:len(b)-1])
 		}
 	}
-}
-
-func (t *tailer) line(l string) {
-	it, ok := rsync.ParseItem(l)
-	if !ok {
-		if reg, dir, ok := rsync.FileCounts(l); ok {
-			t.mu.Lock()
-			t.stats.haveCounts, t.stats.listRegs, t.stats.listDirs = true, reg, dir
-			t.mu.Unlock()
-		}
-		return
+	err = cmd.Wait()
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if err == nil {
+		err = readErr
 	}
-	t.mu.Lock()
-	t.stats.add(t.set, it)
-	t.mu.Unlock()
-}
-
-func (t *tailer) progress() (checked, copied int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.stats.entries, t.stats.copied
-}
-
-// finish reads the rest of the log once rsync has exited.
-func (t *tailer) finish() error {
-	close(t.done)
-	return <-t.end
+	if err == nil {
+		return nil
+	}
+	e := &run.Error{Argv: argv, Stderr: stderr.String(), ExitCode: -1, Err: err}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		e.ExitCode = exitErr.ExitCode()
+	}
+	e.TimedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
+	return e
 }
 
 // walkResult counts the standby's filestore against production's list.
@@ -174,19 +104,6 @@ type walkResult struct {
 	files      int // non-directories on the standby
 	extraFiles int // of which production has none
 	extraDirs  int // directories production has not
-	unmatched  int // entries whose names cannot be compared, never deleted
-}
-
-// comparable reports whether rsync prints the name as it is: it escapes
-// control characters (and, by default, non-ASCII bytes) as \#ooo, and a
-// literal "\#" too.
-func comparable(name string) bool {
-	for i := 0; i < len(name); i++ {
-		if name[i] < 0x20 || name[i] > 0x7e {
-			return false
-		}
-	}
-	return !strings.Contains(name, `\#`)
 }
 
 // walkFunc walks root and calls extra (when not nil) for every entry that
@@ -207,10 +124,6 @@ func walkFunc(root string, set *nameSet, extra func(rel string, dir bool)) (walk
 		if !d.IsDir() {
 			w.files++
 		}
-		if !comparable(rel) {
-			w.unmatched++
-			return nil
-		}
 		if set.has(rel) {
 			return nil
 		}
@@ -228,9 +141,7 @@ func walkFunc(root string, set *nameSet, extra func(rel string, dir bool)) (walk
 }
 
 // remove deletes the standby's entries under root that production lacks:
-// files as the walk meets them, directories afterwards, deepest first. A
-// directory that still holds something (an entry with an unmatched name)
-// stays.
+// files as the walk meets them, directories afterwards, deepest first.
 func remove(root string, set *nameSet) (walkResult, error) {
 	var dirs []string
 	var errs []error

@@ -71,24 +71,57 @@ func FileCounts(line string) (reg, dir int, ok bool) {
 	if !found {
 		return 0, 0, false
 	}
-	count := func(key string) int {
-		_, after, found := strings.Cut(rest, key+": ")
-		if !found {
-			return 0
+	return field(rest, "reg"), field(rest, "dir"), true
+}
+
+// Stats are rsync's counts from --stats or --info=stats2.
+type Stats struct {
+	Counted     bool // the "Number of files" line was found
+	Regs, Dirs  int  // regular files and directories in the sender's list
+	CreatedRegs int  // regular files the receiver did not have
+	Transferred int  // regular files sent (new or changed)
+}
+
+// ParseStats reads rsync's statistics from its output.
+func ParseStats(out string) Stats {
+	var st Stats
+	for _, line := range strings.Split(out, "\n") {
+		line = StripLogPrefix(strings.TrimLeft(line, "\r"))
+		if i := strings.LastIndexByte(line, '\r'); i >= 0 {
+			line = line[i+1:] // after a progress line
 		}
-		n := 0
-		for _, c := range after {
-			switch {
-			case c >= '0' && c <= '9':
-				n = n*10 + int(c-'0')
-			case c == ',' || c == '.':
-			default:
-				return n
-			}
+		if reg, dir, ok := FileCounts(line); ok {
+			st.Counted, st.Regs, st.Dirs = true, reg, dir
+		} else if rest, ok := strings.CutPrefix(line, "Number of created files: "); ok {
+			st.CreatedRegs = field(rest, "reg")
+		} else if rest, ok := strings.CutPrefix(line, "Number of regular files transferred: "); ok {
+			st.Transferred = number(rest)
 		}
-		return n
 	}
-	return count("reg"), count("dir"), true
+	return st
+}
+
+// field reads "key: 1,234" out of "(reg: 1,234, dir: 5)".
+func field(s, key string) int {
+	if _, after, found := strings.Cut(s, key+": "); found {
+		return number(after)
+	}
+	return 0
+}
+
+// number reads a leading number written with thousands separators.
+func number(s string) int {
+	n := 0
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			n = n*10 + int(c-'0')
+		case c == ',' || c == '.':
+		default:
+			return n
+		}
+	}
+	return n
 }
 
 // Deleting reports a deletion ("*deleting").
