@@ -31,10 +31,14 @@ func TestMain(m *testing.M) {
 		os.Exit(Main(os.Args[1:]))
 	}
 	if path := os.Getenv("OT_PROMOTE_HOLD_LOCK"); path != "" {
-		if _, err := lock.Acquire(context.Background(), path, 0); err != nil {
+		held, err := lock.Acquire(context.Background(), path, 0)
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		// The deferred call keeps the lock's file reachable: unreachable, the
+		// garbage collector would close it and so drop the lock.
+		defer held.Release()
 		fmt.Println("locked")
 		select {}
 	}

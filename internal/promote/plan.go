@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -185,7 +186,7 @@ func (r *promotion) takeLock() error {
 		r.env.Printf("      %s; waiting up to %s\n", held, wait)
 		l, err = lock.Acquire(ctx, path, wait)
 		// Only one of our own programs is stopped, never an unknown process.
-		if errors.As(err, &held) && held.PID > 0 && strings.Contains(held.Cmd, "ot-") {
+		if errors.As(err, &held) && held.PID > 0 && isOurs(held.Cmd) {
 			r.env.Printf("      stopping pid %d (%s)\n", held.PID, held.Cmd)
 			if kerr := syscall.Kill(held.PID, syscall.SIGTERM); kerr == nil {
 				l, err = lock.Acquire(ctx, path, 30*time.Second)
@@ -197,6 +198,12 @@ func (r *promotion) takeLock() error {
 	}
 	r.lock = l
 	return nil
+}
+
+// isOurs reports whether a command line is one of the ot-* programs.
+func isOurs(cmdline string) bool {
+	f := strings.Fields(cmdline)
+	return len(f) > 0 && strings.HasPrefix(filepath.Base(f[0]), "ot-")
 }
 
 func (r *promotion) markPromoted() error {
