@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,11 +37,14 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		// The deferred call keeps the lock's file reachable: unreachable, the
-		// garbage collector would close it and so drop the lock.
-		defer held.Release()
 		fmt.Println("locked")
-		select {}
+		// Sleep, not select{}: with nothing left to run, the runtime would
+		// end the process as deadlocked and so drop the lock. KeepAlive keeps
+		// the lock's file from being closed by the garbage collector.
+		for {
+			time.Sleep(time.Hour)
+			runtime.KeepAlive(held)
+		}
 	}
 	os.Exit(m.Run())
 }
