@@ -144,7 +144,11 @@ func Checks(ctx context.Context, cfg *config.Config, report func(Check)) []Check
 	} else {
 		out, _ := remote(ctx, master, "find", fs, "-mindepth", "1", "-maxdepth", "1", "-type", "d")
 		n := len(strings.Fields(string(out)))
-		add(Check{"filestore", Pass, fmt.Sprintf("%s readable (%d database folders)", fs, n), true})
+		folders := "database folders"
+		if n == 1 {
+			folders = "database folder"
+		}
+		add(Check{"filestore", Pass, fmt.Sprintf("%s readable (%d %s)", fs, n, folders), true})
 	}
 	return all
 }
