@@ -126,7 +126,7 @@ func Start(t testing.TB, opt Options) *Prod {
 		logFile:    filepath.Join(dir, "sshd.log"),
 		t:          t,
 	}
-	t.Cleanup(p.Stop)
+	t.Cleanup(p.remove)
 	// odoo reads the authorized keys and traverses to its home: the lab root
 	// must be reachable by others (MkdirTemp makes it 0700).
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -205,9 +205,9 @@ func Start(t testing.TB, opt Options) *Prod {
 	return p
 }
 
-// Stop kills sshd and everything in its namespace, then removes the lab
-// directory and the production paths Start created on the host when they are
-// still empty. It is idempotent.
+// Stop kills sshd and everything in its namespace: production is down. It is
+// idempotent. The lab directory stays until the test ends, since a test may
+// still run syncs (which write their logs there) against the dead production.
 func (p *Prod) Stop() {
 	p.once.Do(func() {
 		if p.cmd != nil && p.cmd.Process != nil {
@@ -217,18 +217,24 @@ func (p *Prod) Stop() {
 				p.killNamespace() // what joined only the mount namespace
 			}
 		}
-		if p.t.Failed() && !p.logShown {
-			p.t.Logf("testlab: production sshd log (%s:%d):\n%s", p.Addr, p.Port, p.readLog())
-		}
-		// Deepest first: a path is always longer than its parents.
-		slices.SortFunc(p.created, func(a, b string) int { return len(b) - len(a) })
-		for _, path := range p.created {
-			if fi, err := os.Lstat(path); err == nil && (fi.IsDir() || fi.Mode().IsRegular() && fi.Size() == 0) {
-				os.Remove(path) // a directory the standby filled stays
-			}
-		}
-		os.RemoveAll(p.Dir)
 	})
+}
+
+// remove deletes the lab directory and the production paths Start created
+// on the host when they are still empty; it runs when the test ends.
+func (p *Prod) remove() {
+	p.Stop()
+	if p.t.Failed() && !p.logShown {
+		p.t.Logf("testlab: production sshd log (%s:%d):\n%s", p.Addr, p.Port, p.readLog())
+	}
+	// Deepest first: a path is always longer than its parents.
+	slices.SortFunc(p.created, func(a, b string) int { return len(b) - len(a) })
+	for _, path := range p.created {
+		if fi, err := os.Lstat(path); err == nil && (fi.IsDir() || fi.Mode().IsRegular() && fi.Size() == 0) {
+			os.Remove(path) // a directory the standby filled stays
+		}
+	}
+	os.RemoveAll(p.Dir)
 }
 
 // killNamespace kills every process left in production's mount namespace:

@@ -173,6 +173,12 @@ func TestLab(t *testing.T) {
 			t.Errorf("sshd with our config still runs: pid %s: %q", e.Name(), cmdline)
 		}
 	}
+	// The lab directory outlives Stop (a test may run syncs against the dead
+	// production) and goes when the test ends.
+	if _, err := os.Stat(p.Dir); err != nil {
+		t.Errorf("lab dir %s gone at Stop: %v", p.Dir, err)
+	}
+	p.remove()
 	if _, err := os.Stat(p.Dir); !os.IsNotExist(err) {
 		t.Errorf("lab dir %s left behind: %v", p.Dir, err)
 	}
