@@ -47,11 +47,11 @@ func newFixture(t *testing.T, sets string) *fixture {
 	// The standby: a working nginx (all paths in the test folder), an old
 	// odoo.conf owned by daemon, old apt sources, and the suite's own
 	// configuration file inside APT_DIR (it must survive the sync).
-	write(t, f.odoo, "[options]\ndb_host = False\nold = 1\n")
+	testlab.WriteFile(t, f.odoo, "[options]\ndb_host = False\nold = 1\n")
 	os.Chown(f.odoo, 1, 1)
 	os.Chmod(f.odoo, 0o640)
-	mkdir(t, filepath.Join(dir, "nginx-tmp"))
-	write(t, filepath.Join(f.nginx, "nginx.conf"), strings.ReplaceAll(strings.ReplaceAll(`pid DIR/nginx.pid;
+	testlab.Mkdir(t, filepath.Join(dir, "nginx-tmp"))
+	testlab.WriteFile(t, filepath.Join(f.nginx, "nginx.conf"), strings.ReplaceAll(strings.ReplaceAll(`pid DIR/nginx.pid;
 error_log DIR/nginx-error.log;
 events {}
 http {
@@ -64,21 +64,21 @@ http {
 	include NGINX/sites-enabled/*;
 }
 `, "NGINX", f.nginx), "DIR", dir))
-	write(t, filepath.Join(f.nginx, "sites-available", "default"), goodSite)
+	testlab.WriteFile(t, filepath.Join(f.nginx, "sites-available", "default"), goodSite)
 	symlink(t, filepath.Join(f.nginx, "sites-available", "default"), filepath.Join(f.nginx, "sites-enabled", "default"))
-	write(t, filepath.Join(f.apt, "sources.list"), "# old sources\n")
-	mkdir(t, filepath.Join(f.apt, "sources.list.d"))
+	testlab.WriteFile(t, filepath.Join(f.apt, "sources.list"), "# old sources\n")
+	testlab.Mkdir(t, filepath.Join(f.apt, "sources.list.d"))
 
 	// Production: a new odoo.conf, two sites (one link absolute, one
 	// relative), and apt sources naming a local file:// repository.
-	write(t, filepath.Join(f.prod, "odoo", "odoo.conf"), "[options]\ndb_host = False\nnew = 1\n")
-	write(t, filepath.Join(f.prod, "sites-available", "odoo"), goodSite)
-	write(t, filepath.Join(f.prod, "sites-available", "other"), strings.Replace(goodSite, "18069", "18070", 1))
+	testlab.WriteFile(t, filepath.Join(f.prod, "odoo", "odoo.conf"), "[options]\ndb_host = False\nnew = 1\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "sites-available", "odoo"), goodSite)
+	testlab.WriteFile(t, filepath.Join(f.prod, "sites-available", "other"), strings.Replace(goodSite, "18069", "18070", 1))
 	symlink(t, filepath.Join(f.nginx, "sites-available", "odoo"), filepath.Join(f.prod, "sites-enabled", "odoo"))
 	symlink(t, "../sites-available/other", filepath.Join(f.prod, "sites-enabled", "other"))
 	repo := apttest.Repo(t, filepath.Join(dir, "repo"))
-	write(t, filepath.Join(f.prod, "apt", "sources.list"), repo)
-	mkdir(t, filepath.Join(f.prod, "apt", "sources.list.d"))
+	testlab.WriteFile(t, filepath.Join(f.prod, "apt", "sources.list"), repo)
+	testlab.Mkdir(t, filepath.Join(f.prod, "apt", "sources.list.d"))
 
 	f.lab = testlab.Start(t, testlab.Options{Binds: map[string]string{
 		// odoo.conf's folder, not the file: renaming over a file that is
@@ -107,7 +107,7 @@ http {
 	// update hooks (they would touch the host's caches).
 	f.aptConfig = apttest.Private(t, filepath.Join(dir, "apt-state"))
 	aptConf := filepath.Join(dir, "apt.conf")
-	write(t, aptConf, "#clear APT::Update::Post-Invoke;\n#clear APT::Update::Post-Invoke-Success;\n#clear DPkg::Post-Invoke;\n")
+	testlab.WriteFile(t, aptConf, "#clear APT::Update::Post-Invoke;\n#clear APT::Update::Post-Invoke-Success;\n#clear DPkg::Post-Invoke;\n")
 	f.aptConfEnv = []string{"APT_CONFIG=" + aptConf}
 	return f
 }
@@ -145,36 +145,12 @@ func (f *fixture) backup(t *testing.T) string {
 	return m[0]
 }
 
-func mkdir(t *testing.T, p string) {
-	t.Helper()
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func write(t *testing.T, p, content string) {
-	t.Helper()
-	mkdir(t, filepath.Dir(p))
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func symlink(t *testing.T, target, p string) {
 	t.Helper()
-	mkdir(t, filepath.Dir(p))
+	testlab.Mkdir(t, filepath.Dir(p))
 	if err := os.Symlink(target, p); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func read(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // listTree describes a directory: every entry's path, type, target or content.
@@ -191,7 +167,7 @@ func listTree(t *testing.T, root string) string {
 			target, _ := os.Readlink(p)
 			lines = append(lines, rel+" -> "+target)
 		case fi.Mode().IsRegular():
-			lines = append(lines, rel+": "+read(t, p))
+			lines = append(lines, rel+": "+testlab.ReadFile(t, p))
 		default:
 			lines = append(lines, rel+"/")
 		}
@@ -204,7 +180,7 @@ func listTree(t *testing.T, root string) string {
 func TestSyncAllSets(t *testing.T) {
 	f := newFixture(t, "odoo nginx apt")
 	// db_host naming production is synced, with a warning.
-	write(t, filepath.Join(f.prod, "odoo", "odoo.conf"), "[options]\ndb_host = "+f.lab.Addr+"\nnew = 1\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "odoo", "odoo.conf"), "[options]\ndb_host = "+f.lab.Addr+"\nnew = 1\n")
 
 	code, out := f.sync(t, false)
 	if code != 0 {
@@ -212,18 +188,18 @@ func TestSyncAllSets(t *testing.T) {
 	}
 	// odoo.conf: new content, owner and mode kept, old one as .previous and
 	// in the backup; a warning about db_host.
-	if got := read(t, f.odoo); !strings.Contains(got, "new = 1") {
+	if got := testlab.ReadFile(t, f.odoo); !strings.Contains(got, "new = 1") {
 		t.Errorf("odoo.conf = %q", got)
 	}
 	fi, _ := os.Stat(f.odoo)
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1 || st.Gid != 1 || fi.Mode().Perm() != 0o640 {
 		t.Errorf("odoo.conf uid %d gid %d mode %v", st.Uid, st.Gid, fi.Mode())
 	}
-	if got := read(t, f.odoo+".previous"); !strings.Contains(got, "old = 1") {
+	if got := testlab.ReadFile(t, f.odoo+".previous"); !strings.Contains(got, "old = 1") {
 		t.Errorf("odoo.conf.previous = %q", got)
 	}
 	bk := f.backup(t)
-	if got := read(t, filepath.Join(bk, f.odoo)); !strings.Contains(got, "old = 1") {
+	if got := testlab.ReadFile(t, filepath.Join(bk, f.odoo)); !strings.Contains(got, "old = 1") {
 		t.Errorf("backup of odoo.conf = %q", got)
 	}
 	if !strings.Contains(out, "db_host = "+f.lab.Addr+", which is production") {
@@ -231,7 +207,7 @@ func TestSyncAllSets(t *testing.T) {
 	}
 	// nginx: sites-available to sites-available, sites-enabled holds the
 	// symlinks (not a nested sites-available); the old site is in the backup.
-	if got := read(t, filepath.Join(f.nginx, "sites-available", "other")); !strings.Contains(got, "18070") {
+	if got := testlab.ReadFile(t, filepath.Join(f.nginx, "sites-available", "other")); !strings.Contains(got, "18070") {
 		t.Errorf("sites-available/other = %q", got)
 	}
 	for _, p := range []string{"sites-enabled/odoo", "sites-enabled/other"} {
@@ -248,7 +224,7 @@ func TestSyncAllSets(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(f.nginx, "sites-available", "default")); err == nil {
 		t.Error("stale site kept")
 	}
-	if got := read(t, filepath.Join(bk, f.nginx, "sites-available", "default")); got != goodSite {
+	if got := testlab.ReadFile(t, filepath.Join(bk, f.nginx, "sites-available", "default")); got != goodSite {
 		t.Errorf("backup of sites-available/default = %q", got)
 	}
 	if target, _ := os.Readlink(filepath.Join(bk, f.nginx, "sites-enabled", "default")); target != filepath.Join(f.nginx, "sites-available", "default") {
@@ -256,7 +232,7 @@ func TestSyncAllSets(t *testing.T) {
 	}
 	// apt: sources replaced, apt-get update read the new repository, the
 	// suite's own configuration file kept.
-	if got := read(t, filepath.Join(f.apt, "sources.list")); !strings.Contains(got, "file:"+filepath.Join(f.dir, "repo")) {
+	if got := testlab.ReadFile(t, filepath.Join(f.apt, "sources.list")); !strings.Contains(got, "file:"+filepath.Join(f.dir, "repo")) {
 		t.Errorf("sources.list = %q", got)
 	}
 	if lists, _ := filepath.Glob(filepath.Join(f.dir, "apt-state", "lists", "*Packages*")); len(lists) == 0 {
@@ -279,7 +255,7 @@ func TestSyncAllSets(t *testing.T) {
 
 func TestBrokenNginxRolledBack(t *testing.T) {
 	f := newFixture(t, "nginx")
-	write(t, filepath.Join(f.prod, "sites-available", "odoo"), "server { bogus; }\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "sites-available", "odoo"), "server { bogus; }\n")
 	before := listTree(t, f.nginx)
 	code, out := f.sync(t, false)
 	if code != cli.ExitFailure || !strings.Contains(out, `nginx -t failed after syncing `+f.nginx+`: `) || !strings.Contains(out, `unknown directive "bogus"`) || !strings.Contains(out, "the previous files were restored") {
@@ -296,7 +272,7 @@ func TestBrokenNginxRolledBack(t *testing.T) {
 
 func TestAptOtherReleaseRefused(t *testing.T) {
 	f := newFixture(t, "apt")
-	write(t, filepath.Join(f.prod, "apt", "sources.list.d", "old.sources"), "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bullseye bullseye-updates\nComponents: main\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "apt", "sources.list.d", "old.sources"), "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bullseye bullseye-updates\nComponents: main\n")
 	before := listTree(t, f.apt)
 	code, out := f.sync(t, false)
 	if code != cli.ExitRefused || !strings.Contains(out, `production's apt sources name release "bullseye" (old.sources), this machine runs "bookworm"`) {
@@ -309,7 +285,7 @@ func TestAptOtherReleaseRefused(t *testing.T) {
 
 func TestAptUpdateFailureRestores(t *testing.T) {
 	f := newFixture(t, "apt")
-	write(t, filepath.Join(f.prod, "apt", "sources.list"), "deb [trusted=yes] file:"+filepath.Join(f.dir, "no-such-repo")+" ./\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "apt", "sources.list"), "deb [trusted=yes] file:"+filepath.Join(f.dir, "no-such-repo")+" ./\n")
 	before := listTree(t, f.apt)
 	code, out := f.sync(t, false)
 	if code != cli.ExitFailure || !strings.Contains(out, "apt-get update failed after syncing") || !strings.Contains(out, "restored") {

@@ -18,6 +18,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/ssh"
+	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
 // relay is a TCP relay between the standby and production's sshd that
@@ -144,9 +145,9 @@ func (l *lab) original(tb testing.TB, cfg *config.Config) {
 // and a new attachment.
 func (l *lab) change(tb testing.TB, prodDir string, i int) {
 	for p := range 5 {
-		write(tb, filepath.Join(prodDir, "share", fmt.Sprintf("odoo-addons-%02d", p), "mod", "changed.py"), fmt.Sprintf("# run %d\n", i))
+		testlab.WriteFile(tb, filepath.Join(prodDir, "share", fmt.Sprintf("odoo-addons-%02d", p), "mod", "changed.py"), fmt.Sprintf("# run %d\n", i))
 	}
-	write(tb, filepath.Join(prodDir, "filestore", "db1", "cd", fmt.Sprintf("new-%d", i)), "attachment\n")
+	testlab.WriteFile(tb, filepath.Join(prodDir, "filestore", "db1", "cd", fmt.Sprintf("new-%d", i)), "attachment\n")
 }
 
 // BenchmarkFullSync: one full ot-sync-from-source over the lab with 50 ms
@@ -165,7 +166,7 @@ func BenchmarkFullSync(b *testing.B) {
 	relayAddr := r.ln.Addr().(*net.TCPAddr)
 	relayKH := filepath.Join(l.dir, "relay_known_hosts")
 	key := strings.SplitN(strings.TrimSpace(string(kh)), " ", 2)[1]
-	write(b, relayKH, fmt.Sprintf("[%s]:%d %s\n", relayAddr.IP, relayAddr.Port, key))
+	testlab.WriteFile(b, relayKH, fmt.Sprintf("[%s]:%d %s\n", relayAddr.IP, relayAddr.Port, key))
 	l.kv["SYNCSRC"] = relayAddr.IP.String()
 	l.kv["SSH_PORT"] = strconv.Itoa(relayAddr.Port)
 	l.kv["SSH_KNOWN_HOSTS"] = relayKH

@@ -54,22 +54,6 @@ type lab struct {
 	nProjects int
 }
 
-func mkdir(t testing.TB, dir string) string {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func write(t testing.TB, path, content string) {
-	t.Helper()
-	mkdir(t, filepath.Dir(path))
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func newLab(t testing.TB, nProjects int) *lab {
 	t.Helper()
 	testlab.Require(t, "rsync", "apt-get", "apt-mark", "dpkg-deb", "dpkg-scanpackages")
@@ -79,20 +63,20 @@ func newLab(t testing.TB, nProjects int) *lab {
 	}
 	l := &lab{dir: dir, nProjects: nProjects,
 		odooConf:  filepath.Join(dir, "etc", "odoo", "odoo.conf"),
-		share:     mkdir(t, filepath.Join(dir, "share")),
-		filestore: mkdir(t, filepath.Join(dir, "filestore")),
+		share:     testlab.Mkdir(t, filepath.Join(dir, "share")),
+		filestore: testlab.Mkdir(t, filepath.Join(dir, "filestore")),
 	}
 	prod := filepath.Join(dir, "prod")
 	aptDir := filepath.Join(dir, "etc", "apt")
 
 	// conf: the standby's odoo.conf and apt sources are old; production's
 	// sources name the repository holding the package.
-	write(t, l.odooConf, "[options]\nold = 1\n")
-	write(t, filepath.Join(aptDir, "sources.list"), "# the standby's old sources\n")
-	mkdir(t, filepath.Join(aptDir, "sources.list.d"))
-	write(t, filepath.Join(prod, "odoo", "odoo.conf"), "[options]\nnew = 1\n")
-	write(t, filepath.Join(prod, "apt", "sources.list"), apttest.Repo(t, filepath.Join(dir, "repo"), debPkg))
-	mkdir(t, filepath.Join(prod, "apt", "sources.list.d"))
+	testlab.WriteFile(t, l.odooConf, "[options]\nold = 1\n")
+	testlab.WriteFile(t, filepath.Join(aptDir, "sources.list"), "# the standby's old sources\n")
+	testlab.Mkdir(t, filepath.Join(aptDir, "sources.list.d"))
+	testlab.WriteFile(t, filepath.Join(prod, "odoo", "odoo.conf"), "[options]\nnew = 1\n")
+	testlab.WriteFile(t, filepath.Join(prod, "apt", "sources.list"), apttest.Repo(t, filepath.Join(dir, "repo"), debPkg))
+	testlab.Mkdir(t, filepath.Join(prod, "apt", "sources.list.d"))
 	// pip: a venv on each side; production's has the wheel.
 	wh := piptest.Wheelhouse(t, filepath.Join(dir, "wheels"), wheel)
 	l.prodPip = piptest.Venv(t, filepath.Join(dir, "prod-venv"), wh)
@@ -100,10 +84,10 @@ func newLab(t testing.TB, nProjects int) *lab {
 	piptest.Run(t, append(strings.Fields(l.prodPip), "install", "-q", wheel.Name+"=="+wheel.Version)...)
 	// projects and filestore.
 	for i := range nProjects {
-		write(t, filepath.Join(prod, "share", fmt.Sprintf("odoo-addons-%02d", i), "mod", "__init__.py"), fmt.Sprintf("# project %d\n", i))
+		testlab.WriteFile(t, filepath.Join(prod, "share", fmt.Sprintf("odoo-addons-%02d", i), "mod", "__init__.py"), fmt.Sprintf("# project %d\n", i))
 	}
-	write(t, filepath.Join(prod, "share", "core-odoo", "odoo-bin"), "# Odoo itself: never synced\n")
-	write(t, filepath.Join(prod, "filestore", "db1", "ab", "abcdef"), "attachment\n")
+	testlab.WriteFile(t, filepath.Join(prod, "share", "core-odoo", "odoo-bin"), "# Odoo itself: never synced\n")
+	testlab.WriteFile(t, filepath.Join(prod, "filestore", "db1", "ab", "abcdef"), "attachment\n")
 
 	// apt: production's dpkg database has the package, manual.
 	binds := apttest.ProductionBinds(t, prod, []apttest.Pkg{debPkg}, nil)

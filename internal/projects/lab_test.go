@@ -32,8 +32,8 @@ func newFixture(t *testing.T) *fixture {
 	testlab.Require(t, "rsync")
 	dir := t.TempDir()
 	f := &fixture{share: filepath.Join(dir, "share"), prod: filepath.Join(dir, "prod-share"), conf: filepath.Join(dir, "ot.conf")}
-	mkdir(t, f.share)
-	mkdir(t, f.prod)
+	testlab.Mkdir(t, f.share)
+	testlab.Mkdir(t, f.prod)
 	f.lab = testlab.Start(t, testlab.Options{Binds: map[string]string{f.share: f.prod}})
 	f.lab.WriteConfig(t, f.conf, map[string]string{
 		"PROJECTS_DIR": f.share,
@@ -75,61 +75,37 @@ func (f *fixture) backups(t *testing.T) []string {
 	return m
 }
 
-func mkdir(t *testing.T, p string) {
-	t.Helper()
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func write(t *testing.T, p, content string) {
-	t.Helper()
-	mkdir(t, filepath.Dir(p))
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
-
-func read(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 func TestSyncCopiesUpdatesAndKeepsStaleInBackup(t *testing.T) {
 	f := newFixture(t)
 	// Production: a new project with caches and a setuid file, an updated
 	// one, Odoo itself (excluded) and an unrelated directory.
-	write(t, filepath.Join(f.prod, "a-odoo", "models", "a.py"), "a\n")
-	write(t, filepath.Join(f.prod, "a-odoo", "models", "a.pyc"), "bytecode")
-	write(t, filepath.Join(f.prod, "a-odoo", "models", "__pycache__", "a.cpython-311.pyc"), "bytecode")
-	write(t, filepath.Join(f.prod, "a-odoo", "run.sh"), "#!/bin/sh\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "models", "a.py"), "a\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "models", "a.pyc"), "bytecode")
+	testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "models", "__pycache__", "a.cpython-311.pyc"), "bytecode")
+	testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "run.sh"), "#!/bin/sh\n")
 	os.Chmod(filepath.Join(f.prod, "a-odoo", "run.sh"), 0o4755)
-	write(t, filepath.Join(f.prod, "b-odoo", "b.py"), "b v2\n")
-	write(t, filepath.Join(f.prod, "core-odoo", "odoo.py"), "core\n")
-	write(t, filepath.Join(f.prod, "unrelated", "x"), "x\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "b-odoo", "b.py"), "b v2\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "core-odoo", "odoo.py"), "core\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "unrelated", "x"), "x\n")
 	// Standby: an old b-odoo with a file and a cached folder production
 	// deleted, a stale project, its own core-odoo and an unrelated folder.
-	write(t, filepath.Join(f.share, "b-odoo", "b.py"), "b v1\n")
+	testlab.WriteFile(t, filepath.Join(f.share, "b-odoo", "b.py"), "b v1\n")
 	old := time.Now().Add(-time.Hour) // same size: rsync tells them apart by mtime
 	os.Chtimes(filepath.Join(f.share, "b-odoo", "b.py"), old, old)
-	write(t, filepath.Join(f.share, "b-odoo", "gone.py"), "gone\n")
-	write(t, filepath.Join(f.share, "b-odoo", "oldpkg", "__pycache__", "m.cpython-311.pyc"), "bytecode")
-	write(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
-	write(t, filepath.Join(f.share, "stale-odoo", "__pycache__", "s.pyc"), "bytecode")
-	write(t, filepath.Join(f.share, "core-odoo", "odoo.py"), "local core\n")
-	write(t, filepath.Join(f.share, "mine", "y"), "y\n")
+	testlab.WriteFile(t, filepath.Join(f.share, "b-odoo", "gone.py"), "gone\n")
+	testlab.WriteFile(t, filepath.Join(f.share, "b-odoo", "oldpkg", "__pycache__", "m.cpython-311.pyc"), "bytecode")
+	testlab.WriteFile(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
+	testlab.WriteFile(t, filepath.Join(f.share, "stale-odoo", "__pycache__", "s.pyc"), "bytecode")
+	testlab.WriteFile(t, filepath.Join(f.share, "core-odoo", "odoo.py"), "local core\n")
+	testlab.WriteFile(t, filepath.Join(f.share, "mine", "y"), "y\n")
 	before, _ := os.Stat(f.share)
 
 	if code, out := f.sync(t, false); code != 0 {
 		t.Fatalf("exit %d: %s", code, out)
 	}
-	if got := read(t, filepath.Join(f.share, "a-odoo", "models", "a.py")); got != "a\n" {
+	if got := testlab.ReadFile(t, filepath.Join(f.share, "a-odoo", "models", "a.py")); got != "a\n" {
 		t.Errorf("a.py = %q", got)
 	}
 	for _, p := range []string{"a-odoo/models/a.pyc", "a-odoo/models/__pycache__", "b-odoo/oldpkg", "b-odoo/gone.py", "stale-odoo", "unrelated"} {
@@ -137,10 +113,10 @@ func TestSyncCopiesUpdatesAndKeepsStaleInBackup(t *testing.T) {
 			t.Errorf("%s exists on the standby", p)
 		}
 	}
-	if got := read(t, filepath.Join(f.share, "b-odoo", "b.py")); got != "b v2\n" {
+	if got := testlab.ReadFile(t, filepath.Join(f.share, "b-odoo", "b.py")); got != "b v2\n" {
 		t.Errorf("b.py = %q", got)
 	}
-	if got := read(t, filepath.Join(f.share, "core-odoo", "odoo.py")); got != "local core\n" {
+	if got := testlab.ReadFile(t, filepath.Join(f.share, "core-odoo", "odoo.py")); got != "local core\n" {
 		t.Errorf("excluded core-odoo touched: %q", got)
 	}
 	if !exists(filepath.Join(f.share, "mine", "y")) {
@@ -166,13 +142,13 @@ func TestSyncCopiesUpdatesAndKeepsStaleInBackup(t *testing.T) {
 		t.Fatalf("backup folders %v", stamp)
 	}
 	bk := filepath.Join(stamp[0], f.share)
-	if got := read(t, filepath.Join(bk, "stale-odoo", "s.py")); got != "s\n" {
+	if got := testlab.ReadFile(t, filepath.Join(bk, "stale-odoo", "s.py")); got != "s\n" {
 		t.Errorf("stale project in backup: %q", got)
 	}
-	if got := read(t, filepath.Join(bk, "b-odoo", "gone.py")); got != "gone\n" {
+	if got := testlab.ReadFile(t, filepath.Join(bk, "b-odoo", "gone.py")); got != "gone\n" {
 		t.Errorf("deleted file in backup: %q", got)
 	}
-	if got := read(t, filepath.Join(bk, "b-odoo", "b.py")); got != "b v1\n" {
+	if got := testlab.ReadFile(t, filepath.Join(bk, "b-odoo", "b.py")); got != "b v1\n" {
 		t.Errorf("overwritten file in backup: %q", got)
 	}
 	if !strings.Contains(f.summary(t), ":  ot-project-sync\n") {
@@ -187,9 +163,9 @@ func TestSyncCopiesUpdatesAndKeepsStaleInBackup(t *testing.T) {
 
 func TestDryRunChangesNothing(t *testing.T) {
 	f := newFixture(t)
-	write(t, filepath.Join(f.prod, "a-odoo", "a.py"), "a\n")
-	write(t, filepath.Join(f.prod, "a-odoo", "a.pyc"), "bytecode")
-	write(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "a.py"), "a\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "a.pyc"), "bytecode")
+	testlab.WriteFile(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
 	code, out := f.sync(t, true)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
@@ -220,10 +196,10 @@ func TestThirtyProjectsOneConnection(t *testing.T) {
 	f := newFixture(t)
 	for i := range 30 {
 		name := "p" + string(rune('a'+i/10)) + string(rune('0'+i%10)) + "-odoo"
-		write(t, filepath.Join(f.prod, name, "__init__.py"), name)
-		write(t, filepath.Join(f.prod, name, "__pycache__", "x.pyc"), name)
+		testlab.WriteFile(t, filepath.Join(f.prod, name, "__init__.py"), name)
+		testlab.WriteFile(t, filepath.Join(f.prod, name, "__pycache__", "x.pyc"), name)
 	}
-	write(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
+	testlab.WriteFile(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
 	before := countLogins(t, f.lab)
 	if code, out := f.sync(t, false); code != 0 {
 		t.Fatalf("exit %d: %s", code, out)
@@ -245,25 +221,25 @@ func TestNoListingRemovesNothing(t *testing.T) {
 		msg     string
 	}{
 		"empty": {func(t *testing.T, f *fixture) {
-			write(t, filepath.Join(f.prod, "unrelated", "x"), "x")
+			testlab.WriteFile(t, filepath.Join(f.prod, "unrelated", "x"), "x")
 		}, cli.ExitRefused, "production lists no projects matching"},
 		"unreadable": {func(t *testing.T, f *fixture) {
-			write(t, filepath.Join(f.prod, "a-odoo", "x"), "x")
+			testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "x"), "x")
 			os.Chmod(f.prod, 0o700) // odoo cannot list it
 		}, cli.ExitFailure, "cannot list the projects in"},
 		"ssh down": {func(t *testing.T, f *fixture) {
-			write(t, filepath.Join(f.prod, "a-odoo", "x"), "x")
+			testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "x"), "x")
 			f.lab.Stop()
 		}, cli.ExitFailure, "ssh connection to odoo@"},
 		"bad name": {func(t *testing.T, f *fixture) {
-			write(t, filepath.Join(f.prod, "a-odoo", "x"), "x")
-			write(t, filepath.Join(f.prod, "x odoo;rm -rf", "x"), "x")
+			testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "x"), "x")
+			testlab.WriteFile(t, filepath.Join(f.prod, "x odoo;rm -rf", "x"), "x")
 		}, cli.ExitRefused, `"x odoo;rm -rf" is not a plain directory name`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t)
-			write(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
+			testlab.WriteFile(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
 			tc.prepare(t, f)
 			code, out := f.sync(t, false)
 			if code != tc.code || !strings.Contains(out, tc.msg) {
@@ -282,10 +258,10 @@ func TestNoListingRemovesNothing(t *testing.T) {
 // A failed transfer moves no stale project and writes no summary line.
 func TestTransferFailureMovesNothing(t *testing.T) {
 	f := newFixture(t)
-	write(t, filepath.Join(f.prod, "a-odoo", "ok.py"), "ok\n")
-	write(t, filepath.Join(f.prod, "a-odoo", "secret.py"), "x\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "ok.py"), "ok\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "secret.py"), "x\n")
 	os.Chmod(filepath.Join(f.prod, "a-odoo", "secret.py"), 0o600) // odoo cannot read it
-	write(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
+	testlab.WriteFile(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
 	code, out := f.sync(t, false)
 	if code != cli.ExitFailure || !strings.Contains(out, "copying projects from "+f.lab.Addr+" failed: some files could not be transferred") || !strings.Contains(out, "no stale project was moved") {
 		t.Fatalf("exit %d", code)

@@ -46,36 +46,20 @@ func mkdir(t *testing.T, path string) string {
 	return path
 }
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func read(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestLab(t *testing.T) {
 	Require(t, "ssh", "rsync")
-	passwdBefore := read(t, "/etc/passwd")
-	machineID := read(t, "/etc/machine-id")
+	passwdBefore := ReadFile(t, "/etc/passwd")
+	machineID := ReadFile(t, "/etc/machine-id")
 
 	tmp := mkdir(t, t.TempDir())
 	standby := mkdir(t, filepath.Join(tmp, "standby"))
-	write(t, filepath.Join(standby, "data.txt"), "standby copy\n")
+	WriteFile(t, filepath.Join(standby, "data.txt"), "standby copy\n")
 	prodDir := mkdir(t, filepath.Join(tmp, "production"))
-	write(t, filepath.Join(prodDir, "data.txt"), "production copy\n")
+	WriteFile(t, filepath.Join(prodDir, "data.txt"), "production copy\n")
 	mkdir(t, filepath.Join(prodDir, "sub"))
-	write(t, filepath.Join(prodDir, "sub", "deep.txt"), "deep\n")
+	WriteFile(t, filepath.Join(prodDir, "sub", "deep.txt"), "deep\n")
 	prodFile := filepath.Join(tmp, "odoo.conf.production")
-	write(t, prodFile, "[options]\n")
+	WriteFile(t, prodFile, "[options]\n")
 	missing := filepath.Join(tmp, "missing", "etc", "odoo.conf") // production path absent on the host
 
 	p := Start(t, Options{Binds: map[string]string{standby: prodDir, missing: prodFile}})
@@ -86,8 +70,8 @@ func TestLab(t *testing.T) {
 	if fi, err := os.Stat(p.KeyFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("KeyFile %s: %v, %v; want mode 0600", p.KeyFile, fi.Mode(), err)
 	}
-	if want := fmt.Sprintf("[%s]:%d ssh-ed25519 ", p.Addr, p.Port); !strings.HasPrefix(read(t, p.KnownHosts), want) {
-		t.Errorf("known_hosts = %q, want prefix %q", read(t, p.KnownHosts), want)
+	if want := fmt.Sprintf("[%s]:%d ssh-ed25519 ", p.Addr, p.Port); !strings.HasPrefix(ReadFile(t, p.KnownHosts), want) {
+		t.Errorf("known_hosts = %q, want prefix %q", ReadFile(t, p.KnownHosts), want)
 	}
 
 	if got := ssh(t, p, "id", "-un"); got != "odoo" {
@@ -99,13 +83,13 @@ func TestLab(t *testing.T) {
 	if got := ssh(t, p, "cat", filepath.Join(standby, "data.txt")); got != "production copy" {
 		t.Errorf("bound file on production = %q, want production copy", got)
 	}
-	if got := read(t, filepath.Join(standby, "data.txt")); got != "standby copy\n" {
+	if got := ReadFile(t, filepath.Join(standby, "data.txt")); got != "standby copy\n" {
 		t.Errorf("bound path on the host = %q, want standby copy", got)
 	}
 	if got := ssh(t, p, "cat", missing); got != "[options]" {
 		t.Errorf("file bound at a missing path = %q, want [options]", got)
 	}
-	if got := read(t, "/etc/passwd"); got != passwdBefore {
+	if got := ReadFile(t, "/etc/passwd"); got != passwdBefore {
 		t.Errorf("host /etc/passwd changed while production runs")
 	}
 	if !strings.Contains(p.Exec(t, "cat", "/etc/passwd"), "\nodoo:x:") {
@@ -130,10 +114,10 @@ func TestLab(t *testing.T) {
 	if out, err := rsync.CombinedOutput(); err != nil {
 		t.Fatalf("rsync: %v\n%s", err, out)
 	}
-	if got := read(t, filepath.Join(dest, "sub", "deep.txt")); got != "deep\n" {
+	if got := ReadFile(t, filepath.Join(dest, "sub", "deep.txt")); got != "deep\n" {
 		t.Errorf("rsync copy = %q, want deep", got)
 	}
-	if got := read(t, filepath.Join(dest, "data.txt")); got != "production copy\n" {
+	if got := ReadFile(t, filepath.Join(dest, "data.txt")); got != "production copy\n" {
 		t.Errorf("rsync copy = %q, want production copy", got)
 	}
 
@@ -185,7 +169,7 @@ func TestLab(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tmp, "missing")); !os.IsNotExist(err) {
 		t.Errorf("created production path left on the host: %v", err)
 	}
-	if got := read(t, "/etc/passwd"); got != passwdBefore {
+	if got := ReadFile(t, "/etc/passwd"); got != passwdBefore {
 		t.Errorf("host /etc/passwd changed")
 	}
 }
@@ -220,7 +204,7 @@ func TestWriteConfig(t *testing.T) {
 	p := &Prod{Addr: "127.1.2.3", Port: 2222, User: "odoo", Dir: t.TempDir(), KeyFile: "/k", KnownHosts: "/kh"}
 	path := filepath.Join(t.TempDir(), "etc", "ot.conf")
 	p.WriteConfig(t, path, map[string]string{"SYNCMODE": "off", "FILESTORE": "/srv/fs"})
-	got := read(t, path)
+	got := ReadFile(t, path)
 	for _, want := range []string{`SYNCMODE="off"`, `SYNCSRC="127.1.2.3"`, `SSH_PORT="2222"`, `SSH_IDENTITY="/k"`,
 		`SSH_KNOWN_HOSTS="/kh"`, `SSH_CONNECT_TIMEOUT="5"`, `FILESTORE="/srv/fs"`, `REMOTEODOO="odoo"`,
 		`LOCK_FILE="` + p.Dir + `/`, `SUMMARYFILE="` + p.Dir + `/`, `RUN_LOG="` + p.Dir + `/`, `BACKUP_DIR="` + p.Dir + `/`} {
