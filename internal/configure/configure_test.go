@@ -308,7 +308,7 @@ func TestNonInteractive(t *testing.T) {
 
 func TestCreatesMissingConfigAndValidatesFlags(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testlab.Missing(t, "needs root")
 	}
 	conf := filepath.Join(t.TempDir(), "etc", "ot.conf")
 	out, err := command("--config", conf, "--yes", "--source", "bad host").CombinedOutput()

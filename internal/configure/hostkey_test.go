@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
 func TestFingerprintIsSshKeygens(t *testing.T) {
 	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		t.Skip("no ssh-keygen")
+		testlab.Missing(t, "no ssh-keygen")
 	}
 	dir := t.TempDir()
 	key := filepath.Join(dir, "k")

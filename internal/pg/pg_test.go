@@ -14,6 +14,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/run"
+	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
 func TestChooseDebianCluster(t *testing.T) {
@@ -218,10 +219,7 @@ func TestDebianCluster(t *testing.T) {
 	pglab.Require(t)
 	for _, tool := range []string{"pg_lsclusters", "pg_ctlcluster"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("OT_REQUIRE_INTEGRATION") == "1" {
-				t.Fatalf("integration test needs %s (OT_REQUIRE_INTEGRATION=1)", tool)
-			}
-			t.Skipf("integration test needs %s", tool)
+			testlab.Missing(t, "integration test needs "+tool)
 		}
 	}
 	ctx := context.Background()

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
 // BinDir is where the tests look for PostgreSQL 15's programs.
@@ -56,10 +58,7 @@ func Require(t testing.TB) {
 	if miss == "" {
 		return
 	}
-	if os.Getenv("OT_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("integration test cannot run: %s (OT_REQUIRE_INTEGRATION=1)", miss)
-	}
-	t.Skipf("integration test skipped: %s", miss)
+	testlab.Missing(t, "integration test cannot run: "+miss)
 }
 
 // StartPrimary initialises and starts a primary that accepts replication

@@ -153,7 +153,7 @@ func TestHostileListingIsRefused(t *testing.T) {
 func TestExternallyManagedPythonGivesOneLine(t *testing.T) {
 	marker, err := filepath.Glob("/usr/lib/python3*/EXTERNALLY-MANAGED")
 	if err != nil || len(marker) == 0 {
-		t.Skip("no externally managed system Python here")
+		testlab.Missing(t, "no externally managed system Python here")
 	}
 	l := startLab(t, wheels, []string{"ot-pip-a==1.0"}, nil)
 	l.config(t, map[string]string{"PIP": "/usr/bin/python3 -m pip"})

@@ -54,11 +54,7 @@ func require(t *testing.T) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := "package test needs " + strings.Join(missing, ", ")
-	if os.Getenv("OT_REQUIRE_INTEGRATION") == "1" {
-		t.Fatal(msg + " (OT_REQUIRE_INTEGRATION=1)")
-	}
-	t.Skip(msg)
+	testlab.Missing(t, "package test needs "+strings.Join(missing, ", "))
 }
 
 func TestPackage(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/lock"
 	"github.com/ot-redundancy/ot-redundancy/internal/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/summary"
+	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
 // TestMain lets the test binary play ot-disable-standby-mode, so the tests
@@ -112,10 +113,7 @@ func newLabWith(t testing.TB, extra map[string]string, debian bool) *lab {
 	pglab.Require(t)
 	for _, tool := range []string{"unshare", "mount", "update-rc.d", "service", "start-stop-daemon", "python3"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("OT_REQUIRE_INTEGRATION") == "1" {
-				t.Fatalf("integration test needs %s (OT_REQUIRE_INTEGRATION=1)", tool)
-			}
-			t.Skipf("integration test needs %s", tool)
+			testlab.Missing(t, "integration test needs "+tool)
 		}
 	}
 	l := &lab{dir: t.TempDir()}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
 func fixture(t *testing.T) *Help {
@@ -71,7 +73,7 @@ func TestManRendersWithoutWarnings(t *testing.T) {
 		}
 	}
 	if _, err := exec.LookPath("groff"); err != nil {
-		t.Skip("no groff to check the page with")
+		testlab.Missing(t, "no groff to check the page with")
 	}
 	file := filepath.Join(t.TempDir(), "ot-probe.1")
 	os.WriteFile(file, []byte(page), 0o644)
