@@ -110,6 +110,7 @@ type Prod struct {
 	t        testing.TB
 	cmd      *exec.Cmd
 	ns       string        // readlink of /proc/PID/ns/mnt once sshd runs
+	nsHold   *os.File      // keeps that namespace, and so its inode number, alive until Stop is done
 	created  []string      // host paths created for binds, parents first
 	exited   chan struct{} // closed once sshd has been reaped
 	logFile  string
@@ -203,6 +204,15 @@ func Start(t testing.TB, opt Options) *Prod {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The kernel reuses a freed namespace's inode number at once, so a
+	// concurrent lab started after this one died could carry the same
+	// "mnt:[N]" and be killed by killNamespace: an open handle keeps the
+	// namespace, and its number, ours until Stop has finished with it.
+	hold, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", p.PID))
+	if err != nil {
+		t.Fatalf("testlab: %v", err)
+	}
+	p.nsHold = hold
 	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.PID))
 	self, err2 := os.Readlink("/proc/self/ns/mnt")
 	if err != nil || err2 != nil || ns == self {
@@ -223,6 +233,9 @@ func (p *Prod) Stop() {
 			if p.ns != "" {
 				p.killNamespace() // what joined only the mount namespace
 			}
+		}
+		if p.nsHold != nil {
+			p.nsHold.Close()
 		}
 	})
 }
