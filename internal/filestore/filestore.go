@@ -4,16 +4,17 @@
 //
 // Safe by construction (docs/filestore.md explains the choices):
 //   - production's filestore missing, unreadable or empty stops the run
-//     before rsync starts; a transfer that fails deletes nothing;
-//   - the transfer never deletes: it writes each file to a temporary name
-//     and renames it whole (--partial-dir keeps an interrupted file so the
-//     next run resumes it), so the standby only ever gains complete files;
+//     before rsync starts (a guard runs on production in rsync's place);
+//     a transfer that fails deletes nothing;
+//   - the transfer never deletes: rsync writes each file to a temporary
+//     name and renames it whole, so the standby only ever gains complete
+//     files, and a cut run keeps every file that arrived;
 //   - rsync's --delete --max-delete=0 deletes nothing but tells (exit 25)
 //     whether the standby holds anything production has not; only then is
 //     production listed (find -printf '%P\0': exact names, after the copy,
-//     so a file created meanwhile is not on the standby anyway) and the
-//     standby walked; deletions above MAX_DELETE_PERCENT of the standby's
-//     files are refused unless --force, and applied last;
+//     so a file created meanwhile is not on the standby anyway) while the
+//     standby is walked; deletions above MAX_DELETE_PERCENT of the
+//     standby's files are refused unless --force, and applied last;
 //   - files are owned by ODOO_USER:ODOO_GROUP, lose setuid/setgid bits, and
 //     device files, special files and symlinks leaving the tree are skipped.
 //
@@ -23,8 +24,6 @@
 package filestore
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +31,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kballard/go-shellquote"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/job"
@@ -45,13 +46,6 @@ const Name = "ot-attachments-sync"
 // ioTimeout is rsync's --timeout: a transfer with no data for this long (a
 // frozen remote rsync, a dead link) stops with exit 30.
 const ioTimeout = 120
-
-// partialDir, at the top of the standby's filestore (the same file system,
-// so a resumed file is renamed, not copied), is where rsync keeps an
-// interrupted file so that the next run resumes it. It is an absolute path
-// because a relative one costs rsync three system calls more per file; it
-// is excluded from the transfer and skipped by the deletion walk.
-const partialDir = ".rsync-partial"
 
 // Options changes what Sync does. The zero value is the default.
 type Options struct {
@@ -112,9 +106,6 @@ func Sync(j *job.Job, opts Options) error {
 	if err := s.checkLocal(); err != nil {
 		return err
 	}
-	if err := s.probeProduction(); err != nil {
-		return err
-	}
 	if j.G.DryRun {
 		return s.preview()
 	}
@@ -145,43 +136,53 @@ func (s *syncer) checkLocal() error {
 	return nil
 }
 
-// probeProduction fails unless production's filestore is a readable
-// directory holding at least one file: an unmounted disk shows as an empty
-// directory, and mirroring that would empty the standby. find stops at the
-// first file, so this costs one round trip whatever the size.
-func (s *syncer) probeProduction() error {
-	ctx, cancel := context.WithTimeout(s.j.Ctx, time.Minute)
-	defer cancel()
+// guardMark starts the line production's guard prints before refusing.
+const guardMark = "ot-redundancy-guard: "
+
+// guard is rsync's --rsync-path: a POSIX shell line that production runs
+// in place of rsync. It starts rsync (the server's arguments follow "exec
+// rsync") only when FILESTORE is a readable directory holding at least one
+// file: an unmounted disk shows as an empty directory, and mirroring that
+// would empty the standby. Otherwise it prints why and exits before rsync
+// starts, so the standby is not touched at all (not even a directory's
+// mtime). It costs no round trip of its own: the check rides on the
+// connection rsync opens anyway, and find stops at the first file.
+func guard(root string) string {
+	return "d=" + shellquote.Join(root+"/") + "; m=" +
+		`; if ! test -d "$d"; then m=missing` +
+		`; elif ! test -r "$d" || ! test -x "$d"; then m=unreadable` +
+		`; else f=$(find "$d" -type f -print -quit 2>/dev/null); s=$?` +
+		`; if test -z "$f"; then if test $s = 0; then m=empty; else m=unreadable; fi; fi; fi` +
+		`; if test -n "$m"; then echo "` + guardMark + `$m" >&2; exit 97; fi; exec rsync`
+}
+
+// refused is the one-line error for what the guard found, or nil when the
+// guard let rsync start.
+func (s *syncer) refused(err error) error {
+	var re *run.Error
+	if !errors.As(err, &re) {
+		return nil
+	}
+	i := strings.Index(re.Stderr, guardMark)
+	if i < 0 {
+		return nil
+	}
+	what, _, _ := strings.Cut(re.Stderr[i+len(guardMark):], "\n")
 	where := fmt.Sprintf("production's filestore %s on %s", s.root, s.j.SSH.Host)
-	out, err := s.j.Remote(ctx, "find", s.root+"/", "-type", "f", "-print", "-quit")
-	if len(bytes.TrimSpace(out)) > 0 {
-		return nil // rsync reports any unreadable part
+	switch strings.TrimSpace(what) {
+	case "missing":
+		return cli.Fail(cli.ExitFailure, where+" does not exist, nothing on the standby was changed", "check FILESTORE and that production's disks are mounted")
+	case "unreadable":
+		return cli.Fail(cli.ExitFailure, where+" is not readable by "+s.j.SSH.User+", nothing on the standby was changed", "give "+s.j.SSH.User+" read access to all of it on production")
 	}
-	if err != nil {
-		var ce *cli.Error
-		if errors.As(err, &ce) {
-			return err
-		}
-		var re *run.Error
-		errors.As(err, &re)
-		switch {
-		case re != nil && strings.Contains(re.Stderr, "No such file"):
-			return cli.Fail(cli.ExitFailure, where+" does not exist, nothing on the standby was deleted", "check FILESTORE and that production's disks are mounted")
-		case re != nil && strings.Contains(re.Stderr, "Permission denied"):
-			return cli.Fail(cli.ExitFailure, where+" is not readable by "+s.j.SSH.User+", nothing on the standby was deleted", "give "+s.j.SSH.User+" read access to all of it on production")
-		case re != nil && re.TimedOut:
-			return cli.Fail(cli.ExitFailure, "listing "+where+" timed out, nothing on the standby was deleted", "check production's disks and load")
-		}
-		return cli.Fail(cli.ExitFailure, "cannot list "+where+", nothing on the standby was deleted: "+err.Error(), "run ot-connection-test")
-	}
-	return cli.Fail(cli.ExitFailure, where+" holds no files (an unmounted disk?), nothing on the standby was deleted", "check production's filestore; an empty filestore is never mirrored")
+	return cli.Fail(cli.ExitFailure, where+" holds no files (an unmounted disk?), nothing on the standby was changed", "check production's filestore; an empty filestore is never mirrored")
 }
 
 // argv is the rsync command; extra options go before the operands.
 func (s *syncer) argv(extra ...string) []string {
 	a := []string{"rsync", "-a"}
 	a = append(a, rsync.Safe(ioTimeout)...)
-	a = append(a, "--chown="+s.owner, "--partial-dir="+filepath.Join(s.root, partialDir), "--exclude=/"+partialDir+"/")
+	a = append(a, "--chown="+s.owner, "--rsync-path="+guard(s.root))
 	a = append(a, extra...)
 	return append(a, "-e", s.j.SSH.RsyncShell(), "--", s.j.SSH.Spec(s.root+"/"), s.root+"/")
 }
@@ -198,6 +199,9 @@ func realPass() []string {
 func (s *syncer) fail(err error) error {
 	if s.j.Ctx.Err() != nil {
 		return err
+	}
+	if r := s.refused(err); r != nil {
+		return r
 	}
 	msg := fmt.Sprintf("filestore transfer from %s:%s failed, nothing was deleted: %s", s.j.SSH.Host, s.root, rsync.Explain(err))
 	hint := "the next run resumes where this one stopped"
@@ -248,28 +252,37 @@ func (s *syncer) sync() error {
 	}
 
 	// Production's list, taken after the copy: a file created since is not
-	// on the standby, a file deleted since goes from the standby too.
-	set, files, err := s.listProduction()
-	if err != nil {
-		return err
-	}
+	// on the standby, a file deleted since goes from the standby too. The
+	// standby is walked meanwhile.
 	root := s.walkRoot()
-	w, err := walkFunc(root, set, nil)
+	set := newNameSet()
+	var files int
+	c, err := compare(root, set, func() (err error) {
+		files, err = s.listProduction(set)
+		return err
+	})
 	if err != nil {
+		var ce *cli.Error
+		if s.j.Ctx.Err() != nil || errors.As(err, &ce) {
+			return err
+		}
 		return cli.Fail(cli.ExitFailure, "cannot read the standby's filestore: "+err.Error(), "nothing was deleted; check "+s.root)
 	}
-	before := w.files - st.CreatedRegs // the standby's files before this run
-	if err := s.checkShare(w.extraFiles, before, fmt.Sprintf("%d new or changed files were copied", st.Transferred)); err != nil {
+	before := c.files - st.CreatedRegs // the standby's files before this run
+	if err := s.checkShare(c.extraFiles, before, fmt.Sprintf("%d new or changed files were copied", st.Transferred)); err != nil {
 		return err
 	}
-	deleted := walkResult{}
-	if w.extraFiles+w.extraDirs > 0 {
-		deleted, err = remove(root, set)
+	if c.extraFiles+c.extraDirs > 0 {
+		if c.overflow {
+			_, err = remove(root, set) // too many names to keep: walk again
+		} else {
+			err = removeEntries(root, c.extras)
+		}
 		if err != nil {
 			return cli.Fail(cli.ExitFailure, fmt.Sprintf("deleting files gone from production in the standby's %s: %v", s.root, err), "fix the cause; the next run deletes the rest")
 		}
 	}
-	s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, %d deleted", files, st.Transferred, deleted.extraFiles))
+	s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, %d deleted", files, st.Transferred, c.extraFiles))
 	return nil
 }
 
@@ -277,8 +290,7 @@ func (s *syncer) sync() error {
 // under FILESTORE, relative, NUL-terminated, so any name arrives exactly.
 // Anything short of a complete listing of at least one file fails the run
 // before a deletion.
-func (s *syncer) listProduction() (*nameSet, int, error) {
-	set := newNameSet()
+func (s *syncer) listProduction(set *nameSet) (int, error) {
 	files := 0
 	argv := s.j.SSH.Command("find", s.root+"/", "-mindepth", "1", "-printf", `%y%P\0`)
 	err := stream(s.j.Ctx, s.timeout, argv, 0, func(rec []byte) {
@@ -288,19 +300,19 @@ func (s *syncer) listProduction() (*nameSet, int, error) {
 		if rec[0] != 'd' {
 			files++
 		}
-		set.add(string(rec[1:]))
+		set.add(rec[1:])
 	})
 	if err != nil {
 		if s.j.Ctx.Err() != nil {
-			return nil, 0, err
+			return 0, err
 		}
-		return nil, 0, cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list production's filestore %s on %s after the copy, nothing was deleted: %s", s.root, s.j.SSH.Host, run.Brief(err)), "check that "+s.j.SSH.User+" can read all of it; the next run retries")
+		return 0, cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list production's filestore %s on %s after the copy, nothing was deleted: %s", s.root, s.j.SSH.Host, run.Brief(err)), "check that "+s.j.SSH.User+" can read all of it; the next run retries")
 	}
 	if files == 0 {
-		return nil, 0, cli.Fail(cli.ExitFailure, fmt.Sprintf("production's filestore %s on %s holds no files any more (an unmounted disk?), nothing on the standby was deleted", s.root, s.j.SSH.Host), "check production's filestore; an empty filestore is never mirrored")
+		return 0, cli.Fail(cli.ExitFailure, fmt.Sprintf("production's filestore %s on %s holds no files any more (an unmounted disk?), nothing on the standby was deleted", s.root, s.j.SSH.Host), "check production's filestore; an empty filestore is never mirrored")
 	}
 	set.finish()
-	return set, files, nil
+	return files, nil
 }
 
 // checkShare refuses deletions above MAX_DELETE_PERCENT of the standby's
@@ -363,7 +375,8 @@ func (s *syncer) preview() error {
 			s.j.Printf("change  %s\n", it.Name)
 		}
 	}
-	set, files, err := s.listProduction()
+	set := newNameSet()
+	files, err := s.listProduction(set)
 	if err != nil {
 		return err
 	}

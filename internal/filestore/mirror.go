@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,17 +26,34 @@ import (
 type nameSet struct {
 	seed maphash.Seed
 	h    []uint64
+	idx  []uint32 // idx[k] is the first i with h[i]>>48 >= k (after finish)
 }
 
 func newNameSet() *nameSet { return &nameSet{seed: maphash.MakeSeed()} }
 
-func (s *nameSet) add(p string) { s.h = append(s.h, maphash.String(s.seed, p)) }
+func (s *nameSet) hash(p string) uint64 { return maphash.String(s.seed, p) }
 
-// finish sorts the set; has may be called only after.
-func (s *nameSet) finish() { slices.Sort(s.h); s.h = slices.Compact(s.h) }
+func (s *nameSet) add(p []byte) { s.h = append(s.h, maphash.Bytes(s.seed, p)) }
 
-func (s *nameSet) has(p string) bool {
-	_, ok := slices.BinarySearch(s.h, maphash.String(s.seed, p))
+// finish sorts the set and indexes it by the hashes' top 16 bits, so that a
+// lookup searches the few hashes sharing them instead of the whole list;
+// has may be called only after.
+func (s *nameSet) finish() {
+	slices.Sort(s.h)
+	s.h = slices.Compact(s.h)
+	s.idx = make([]uint32, 1<<16+1)
+	i := 0
+	for k := range s.idx {
+		for i < len(s.h) && s.h[i]>>48 < uint64(k) {
+			i++
+		}
+		s.idx[k] = uint32(i)
+	}
+}
+
+func (s *nameSet) has(h uint64) bool {
+	lo, hi := s.idx[h>>48], s.idx[h>>48+1]
+	_, ok := slices.BinarySearch(s.h[lo:hi], h)
 	return ok
 }
 
@@ -107,7 +125,7 @@ type walkResult struct {
 }
 
 // walkFunc walks root and calls extra (when not nil) for every entry that
-// production lacks. Our partial directory is neither counted nor compared.
+// production lacks.
 func walkFunc(root string, set *nameSet, extra func(rel string, dir bool)) (walkResult, error) {
 	var w walkResult
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -118,13 +136,10 @@ func walkFunc(root string, set *nameSet, extra func(rel string, dir bool)) (walk
 			return nil
 		}
 		rel := p[len(root)+1:]
-		if d.IsDir() && rel == partialDir {
-			return filepath.SkipDir
-		}
 		if !d.IsDir() {
 			w.files++
 		}
-		if set.has(rel) {
+		if set.has(set.hash(rel)) {
 			return nil
 		}
 		if d.IsDir() {
@@ -138,6 +153,136 @@ func walkFunc(root string, set *nameSet, extra func(rel string, dir bool)) (walk
 		return nil
 	})
 	return w, err
+}
+
+// entry is one path under the standby's filestore.
+type entry struct {
+	rel string
+	dir bool
+	h   uint64 // the path's hash in production's nameSet
+}
+
+// compared is the standby's filestore against production's list.
+type compared struct {
+	walkResult
+	extras   []entry // what production lacks, parents before children
+	overflow bool    // more than maxKept: extras is incomplete
+}
+
+// walkAhead is how many standby entries the walk may read before
+// production's list is complete (about 70 bytes each); maxKept is how many
+// names of entries to delete are kept (beyond, the deletion walks again).
+// Both bound our memory whatever the filestore's size.
+var (
+	walkAhead = 1 << 16
+	maxKept   = 1 << 16
+)
+
+// errStopped ends a walk whose result is no longer wanted.
+var errStopped = errors.New("stopped")
+
+// compare walks the standby's root while list reads production's: the two
+// take about as long, so doing them at once halves this step. The walk's
+// entries wait in a bounded queue until production's list is complete.
+// An error from list is returned as is; a walk error is a *fs.PathError.
+func compare(root string, set *nameSet, list func() error) (compared, error) {
+	queue := make(chan entry, walkAhead)
+	stop := make(chan struct{})
+	walked := make(chan error, 1)
+	go func() {
+		defer close(queue)
+		walked <- filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || p == root {
+				return err
+			}
+			rel := p[len(root)+1:]
+			select {
+			case queue <- entry{rel, d.IsDir(), set.hash(rel)}:
+				return nil
+			case <-stop:
+				return errStopped
+			}
+		})
+	}()
+	if err := list(); err != nil {
+		close(stop)
+		for range queue { // the walk ends at its next entry
+		}
+		return compared{}, err
+	}
+	var c compared
+	for e := range queue {
+		if !e.dir {
+			c.files++
+		}
+		if set.has(e.h) {
+			continue
+		}
+		if e.dir {
+			c.extraDirs++
+		} else {
+			c.extraFiles++
+		}
+		if len(c.extras) < maxKept {
+			c.extras = append(c.extras, e)
+		} else {
+			c.overflow = true
+		}
+	}
+	if err := <-walked; err != nil {
+		return compared{}, err
+	}
+	return c, nil
+}
+
+// unlinkers is how many files are deleted at once: an unlink mostly waits
+// for the file system (freeing the file's blocks), so a few in parallel
+// finish sooner than one after the other.
+const unlinkers = 4
+
+// removeEntries deletes the standby's entries production lacks: files by
+// a few workers at once, then directories, deepest first.
+func removeEntries(root string, extras []entry) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	files := make(chan string)
+	for range unlinkers {
+		wg.Go(func() {
+			for p := range files {
+				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	var dirs []string
+	for _, e := range extras {
+		if e.dir {
+			dirs = append(dirs, e.rel)
+		} else {
+			files <- filepath.Join(root, e.rel)
+		}
+	}
+	close(files)
+	wg.Wait()
+	return firstOf(append(errs, removeDirs(root, dirs)...))
+}
+
+// removeDirs removes directories deepest first, so a parent is empty when
+// its turn comes.
+func removeDirs(root string, dirs []string) (errs []error) {
+	slices.SortFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, d := range dirs {
+		if err := os.Remove(filepath.Join(root, d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // remove deletes the standby's entries under root that production lacks:
@@ -158,17 +303,17 @@ func remove(root string, set *nameSet) (walkResult, error) {
 	if err != nil {
 		return w, err
 	}
-	slices.SortFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
-	for _, d := range dirs {
-		if err := os.Remove(filepath.Join(root, d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
+	return w, firstOf(append(errs, removeDirs(root, dirs)...))
+}
+
+// firstOf is errs as one error that names the first and counts the rest:
+// a thousand failed unlinks make one readable line.
+func firstOf(errs []error) error {
 	switch len(errs) {
 	case 0:
-		return w, nil
+		return nil
 	case 1:
-		return w, errs[0]
+		return errs[0]
 	}
-	return w, fmt.Errorf("%w (and %d more errors)", errs[0], len(errs)-1)
+	return fmt.Errorf("%w (and %d more errors)", errs[0], len(errs)-1)
 }
