@@ -1,7 +1,6 @@
 package aptsync
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/aptsync/apttest"
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/cli/clitest"
 	"github.com/ot-redundancy/ot-redundancy/internal/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/summary"
@@ -65,14 +65,10 @@ func write(t *testing.T, path, content string) {
 // stdout and stderr.
 func (l *lab) sync(t *testing.T, dryRun bool) (int, string, string) {
 	t.Helper()
-	var stdout, stderr, log bytes.Buffer
-	g := &cli.Globals{Config: l.conf, DryRun: dryRun}
-	env := &cli.Env{Prog: Name, Ctx: context.Background(), Stdout: &stdout, Stderr: &stderr, G: g, Log: zerolog.New(&log).Level(zerolog.InfoLevel)}
-	env.Runner = &run.Runner{DryRun: dryRun, Out: &stdout, Log: env.Log, Env: l.env}
-	err := job.Sync(env, Name, job.Flags{}, func(j *job.Job) error { return Sync(j, l.opts) })
-	code := cli.Report(Name, &stderr, nil, err)
-	t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s\nlog:\n%s", code, stdout.String(), stderr.String(), log.String())
-	return code, stdout.String(), stderr.String()
+	r := clitest.Run(t, Name, cli.Globals{Config: l.conf, DryRun: dryRun}, zerolog.InfoLevel, l.env, func(env *cli.Env) error {
+		return job.Sync(env, Name, job.Flags{}, func(j *job.Job) error { return Sync(j, l.opts) })
+	})
+	return r.Code, r.Stdout, r.Stderr
 }
 
 func (l *lab) stamped(t *testing.T) bool {

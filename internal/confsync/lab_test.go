@@ -1,8 +1,6 @@
 package confsync
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,9 +12,9 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/aptsync/apttest"
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/cli/clitest"
 	"github.com/ot-redundancy/ot-redundancy/internal/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/job"
-	"github.com/ot-redundancy/ot-redundancy/internal/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
@@ -116,16 +114,12 @@ http {
 // and everything it printed.
 func (f *fixture) sync(t *testing.T, dryRun bool) (int, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	g := &cli.Globals{Config: f.conf, DryRun: dryRun, LogFormat: "console"}
-	env := &cli.Env{Prog: Name, Ctx: context.Background(), Stdout: &out, Stderr: &errb, Log: zerolog.New(&errb).Level(zerolog.InfoLevel), G: g}
-	env.Runner = &run.Runner{DryRun: dryRun, Out: &out, Log: env.Log, Env: f.aptConfEnv}
-	err := job.Sync(env, Name, job.Flags{}, func(j *job.Job) error {
-		return Sync(j, Options{AptConfig: f.aptConfig})
+	r := clitest.Run(t, Name, cli.Globals{Config: f.conf, DryRun: dryRun, LogFormat: "console"}, zerolog.InfoLevel, f.aptConfEnv, func(env *cli.Env) error {
+		return job.Sync(env, Name, job.Flags{}, func(j *job.Job) error {
+			return Sync(j, Options{AptConfig: f.aptConfig})
+		})
 	})
-	code := cli.Report(Name, &errb, env.Ctx, err)
-	t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
-	return code, out.String() + errb.String()
+	return r.Code, r.Stdout + r.Stderr + r.Log
 }
 
 func (f *fixture) summary(t *testing.T) string {

@@ -1,8 +1,6 @@
 package pipsync
 
 import (
-	"bytes"
-	"context"
 	"maps"
 	"os"
 	"path/filepath"
@@ -12,9 +10,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/cli/clitest"
 	"github.com/ot-redundancy/ot-redundancy/internal/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/pipsync/piptest"
-	"github.com/ot-redundancy/ot-redundancy/internal/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
@@ -77,14 +75,10 @@ func (l *lab) config(t *testing.T, extra map[string]string) {
 
 func (l *lab) sync(t *testing.T, dryRun bool, opts Options) (int, string, string) {
 	t.Helper()
-	var stdout, stderr, log bytes.Buffer
-	g := &cli.Globals{Config: l.conf, DryRun: dryRun}
-	env := &cli.Env{Prog: Name, Ctx: context.Background(), Stdout: &stdout, Stderr: &stderr, G: g, Log: zerolog.New(&log).Level(zerolog.InfoLevel)}
-	env.Runner = &run.Runner{DryRun: dryRun, Out: &stdout, Log: env.Log}
-	err := job.Sync(env, Name, job.Flags{}, func(j *job.Job) error { return Sync(j, opts) })
-	code := cli.Report(Name, &stderr, nil, err)
-	t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s\nlog:\n%s", code, stdout.String(), stderr.String(), log.String())
-	return code, stdout.String(), stderr.String()
+	r := clitest.Run(t, Name, cli.Globals{Config: l.conf, DryRun: dryRun}, zerolog.InfoLevel, nil, func(env *cli.Env) error {
+		return job.Sync(env, Name, job.Flags{}, func(j *job.Job) error { return Sync(j, opts) })
+	})
+	return r.Code, r.Stdout, r.Stderr
 }
 
 var wheels = []piptest.Wheel{

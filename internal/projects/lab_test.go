@@ -1,8 +1,6 @@
 package projects
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +11,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/cli/clitest"
 	"github.com/ot-redundancy/ot-redundancy/internal/config"
-	"github.com/ot-redundancy/ot-redundancy/internal/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
@@ -53,13 +51,9 @@ func newFixture(t *testing.T) *fixture {
 // what it printed.
 func (f *fixture) sync(t *testing.T, dryRun bool) (int, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	c := &CLI{Globals: cli.Globals{Config: f.conf, DryRun: dryRun, LogFormat: "console"}}
-	env := &cli.Env{Prog: Name, Ctx: context.Background(), Stdout: &out, Stderr: &errb, Log: zerolog.New(&errb), G: &c.Globals}
-	env.Runner = &run.Runner{DryRun: dryRun, Out: &out, Log: env.Log}
-	code := cli.Report(Name, &errb, env.Ctx, c.Run(env))
-	t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
-	return code, out.String() + errb.String()
+	c := &CLI{}
+	r := clitest.Run(t, Name, cli.Globals{Config: f.conf, DryRun: dryRun, LogFormat: "console"}, zerolog.DebugLevel, nil, c.Run)
+	return r.Code, r.Stdout + r.Stderr + r.Log
 }
 
 func (f *fixture) summary(t *testing.T) string {
