@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/atomicfile"
 )
 
 // Quote renders a value the way the original suite wrote them: in double
@@ -51,7 +53,7 @@ func Rewrite(data []byte, keys []string, get func(string) string) []byte {
 	for sc.Scan() {
 		line := strings.TrimSuffix(sc.Text(), "\r")
 		key, _, tail, ok, err := parseLine(line)
-		if ok && err == nil && contains(keys, key) && !done[key] {
+		if ok && err == nil && slices.Contains(keys, key) && !done[key] {
 			indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
 			prefix := ""
 			if strings.HasPrefix(strings.TrimSpace(line), "export ") {
@@ -70,52 +72,12 @@ func Rewrite(data []byte, keys []string, get func(string) string) []byte {
 	return out.Bytes()
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func writeAtomic(path string, data []byte, fi os.FileInfo) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(fi.Mode().Perm()); err != nil {
-		f.Close()
-		return err
-	}
+	uid, gid := -1, -1
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil && os.Geteuid() == 0 {
-			f.Close()
-			return err
-		}
+		uid, gid = int(st.Uid), int(st.Gid)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.WriteOwned(path, data, fi.Mode().Perm(), uid, gid)
 }
 
 // Template returns the default configuration file the package installs:

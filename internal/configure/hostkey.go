@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ot-redundancy/ot-redundancy/internal/atomicfile"
 	"github.com/ot-redundancy/ot-redundancy/internal/run"
 )
 
@@ -141,26 +142,6 @@ func Trust(path, name string, key HostKey) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // a no-op after the rename
-	if _, err := f.WriteString(b.String()); err != nil {
-		f.Close()
-		return err
-	}
 	// Host keys are public; ssh wants the file readable, never writable by others.
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, []byte(b.String()), 0o644)
 }

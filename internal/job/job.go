@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ot-redundancy/ot-redundancy/internal/atomicfile"
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/lock"
@@ -207,11 +208,7 @@ func localToken() (string, error) {
 	if err := os.MkdirAll(filepath.Dir(tokenPath), 0o755); err != nil {
 		return "", err
 	}
-	tmp := tokenPath + ".tmp"
-	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	return tok, os.Rename(tmp, tokenPath)
+	return tok, atomicfile.Write(tokenPath, []byte(tok+"\n"), 0o644)
 }
 
 func (j *Job) refuseSelf() error {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/atomicfile"
 )
 
 // writeMetrics writes the report as node_exporter textfile metrics.
@@ -66,7 +68,7 @@ func writeMetrics(path string, r *Report) error {
 			}
 		}
 	}
-	return writeFileAtomic(path, []byte(b.String()), 0o644)
+	return atomicfile.Write(path, []byte(b.String()), 0o644)
 }
 
 func label(name, v string) string {
