@@ -381,24 +381,7 @@ func (d *demo) fakeOdoo() {
 	}
 	write(t, filepath.Join(d.odoo, "www", "web", "health"), `{"status": "pass"}`+"\n")
 	port := freePort(t)
-	write(t, filepath.Join(d.odoo, "init.d", d.service), fmt.Sprintf(`#!/bin/sh
-### BEGIN INIT INFO
-# Provides:          %[1]s
-# Required-Start:    $remote_fs
-# Required-Stop:     $remote_fs
-# Default-Start:     2 3 4 5
-# Default-Stop:      0 1 6
-# Short-Description: fake Odoo of the ot-redundancy demo
-### END INIT INFO
-PIDFILE=%[2]s/odoo.pid
-case "$1" in
-start) exec start-stop-daemon --start --background --make-pidfile --pidfile "$PIDFILE" \
-	--exec /usr/bin/python3 -- -m http.server --bind 127.0.0.1 --directory %[2]s/www %[3]d ;;
-stop) exec start-stop-daemon --stop --oknodo --remove-pidfile --pidfile "$PIDFILE" ;;
-status) exec start-stop-daemon --status --pidfile "$PIDFILE" ;;
-*) echo "usage: $0 start|stop|status" >&2; exit 3 ;;
-esac
-`, d.service, d.odoo, port))
+	write(t, filepath.Join(d.odoo, "init.d", d.service), testlab.OdooInitScript(d.service, d.odoo, port))
 	must(t, os.Chmod(filepath.Join(d.odoo, "init.d", d.service), 0o755))
 	d.odooPort = port
 	t.Cleanup(func() {

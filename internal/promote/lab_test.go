@@ -131,7 +131,7 @@ func newLabWith(t testing.TB, extra map[string]string, debian bool) *lab {
 		mkdir(t, filepath.Join(l.dir, d))
 	}
 	write(t, filepath.Join(l.dir, "www/web/health"), `{"status": "pass"}`, 0o644)
-	write(t, filepath.Join(l.dir, "init.d", l.service), initScript(l.service, l.dir, port), 0o755)
+	write(t, filepath.Join(l.dir, "init.d", l.service), testlab.OdooInitScript(l.service, l.dir, port), 0o755)
 	t.Cleanup(func() {
 		// The fake Odoo outlives the command; it keeps the namespace alive.
 		if b, err := os.ReadFile(filepath.Join(l.dir, "odoo.pid")); err == nil {
@@ -194,37 +194,6 @@ func newLabWith(t testing.TB, extra map[string]string, debian bool) *lab {
 	l.conf = filepath.Join(l.dir, "ot-redundancy-sync.conf")
 	write(t, l.conf, b.String(), 0o600)
 	return l
-}
-
-func initScript(name, dir string, port int) string {
-	return fmt.Sprintf(`#!/bin/sh
-### BEGIN INIT INFO
-# Provides:          %[1]s
-# Required-Start:    $remote_fs
-# Required-Stop:     $remote_fs
-# Default-Start:     2 3 4 5
-# Default-Stop:      0 1 6
-# Short-Description: fake Odoo for ot-disable-standby-mode tests
-### END INIT INFO
-PIDFILE=%[2]s/odoo.pid
-case "$1" in
-start)
-	if [ -e %[2]s/odoo-fails ]; then echo "odoo: cannot start: broken addon" >&2; exit 1; fi
-	exec start-stop-daemon --start --background --make-pidfile --pidfile "$PIDFILE" \
-		--exec /usr/bin/python3 -- -m http.server --bind 127.0.0.1 --directory %[2]s/www %[3]d
-	;;
-stop)
-	exec start-stop-daemon --stop --oknodo --remove-pidfile --pidfile "$PIDFILE"
-	;;
-status)
-	exec start-stop-daemon --status --pidfile "$PIDFILE"
-	;;
-*)
-	echo "usage: $0 start|stop|status" >&2
-	exit 3
-	;;
-esac
-`, name, dir, port)
 }
 
 // nsScript runs the command with the lab's init directories over the host's.
