@@ -73,7 +73,7 @@ func (l *lab) sync(t *testing.T, dryRun bool) (int, string, string) {
 
 func (l *lab) stamped(t *testing.T) bool {
 	t.Helper()
-	last, err := summary.Last(filepath.Join(l.prod.Dir, "log", "ot-redundancy-sync-timestamps.log"))
+	last, err := summary.Last(l.prod.SummaryFile())
 	if err != nil {
 		return false
 	}

@@ -133,7 +133,7 @@ func (l *lab) sync(t testing.TB, dryRun bool, opts Options) (int, string, string
 
 func (l *lab) stamps(t testing.TB) map[string]bool {
 	t.Helper()
-	last, err := summary.Last(filepath.Join(l.prod.Dir, "log", "ot-redundancy-sync-timestamps.log"))
+	last, err := summary.Last(l.prod.SummaryFile())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,11 @@ import (
 	"testing"
 )
 
+// SummaryFile is where WriteConfig's configuration keeps the summary log.
+func (p *Prod) SummaryFile() string {
+	return filepath.Join(p.Dir, "log", "ot-redundancy-sync-timestamps.log")
+}
+
 // WriteConfig writes an ot-redundancy configuration file at path (mode 0600)
 // that syncs from this production host and keeps every file the suite writes
 // (summary, run log, lock, backups, reports) under p.Dir; extra keys override
@@ -26,7 +31,7 @@ func (p *Prod) WriteConfig(t testing.TB, path string, extra map[string]string) {
 		"SSH_IDENTITY":        p.KeyFile,
 		"SSH_KNOWN_HOSTS":     p.KnownHosts,
 		"SSH_CONNECT_TIMEOUT": "5",
-		"SUMMARYFILE":         filepath.Join(p.Dir, "log", "ot-redundancy-sync-timestamps.log"),
+		"SUMMARYFILE":         p.SummaryFile(),
 		"RUN_LOG":             filepath.Join(p.Dir, "log", "ot-redundancy-runs.log"),
 		"LOCK_FILE":           filepath.Join(p.Dir, "ot-redundancy.lock"),
 		"BACKUP_DIR":          filepath.Join(p.Dir, "backups"),
