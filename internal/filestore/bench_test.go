@@ -2,10 +2,8 @@ package filestore
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -17,13 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/ot-redundancy/ot-redundancy/internal/cli"
-	"github.com/ot-redundancy/ot-redundancy/internal/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/job"
-	"github.com/ot-redundancy/ot-redundancy/internal/run"
-	"github.com/ot-redundancy/ot-redundancy/internal/ssh"
 )
 
 // benchFiles is the filestore size: OT_BENCH_FILES, default 10,000 (the
@@ -115,27 +107,6 @@ func (l *benchLab) bareRsync(b testing.TB, j *job.Job) time.Duration {
 		b.Fatalf("bare rsync: %v\n%s", err, out)
 	}
 	return time.Since(start)
-}
-
-// newJob is what job.Sync gives a program's body: configuration, runner and
-// the run's one ssh connection, here dialled once for the whole benchmark.
-func (l *benchLab) newJob(b testing.TB) *job.Job {
-	cfg, err := config.Load(l.conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	target, err := ssh.FromConfig(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, err := ssh.Dial(context.Background(), target)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { conn.Close() })
-	runner := &run.Runner{}
-	env := &cli.Env{Prog: Name, Ctx: context.Background(), Stdout: io.Discard, Stderr: os.Stderr, Log: zerolog.Nop(), Runner: runner, G: &cli.Globals{}}
-	return &job.Job{Env: env, Name: Name, Cfg: cfg, SSH: conn, Runner: runner, Start: time.Now()}
 }
 
 // timeSync times Sync, the body of ot-attachments-sync, in this process.

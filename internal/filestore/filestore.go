@@ -9,23 +9,24 @@
 //   - the transfer never deletes: rsync writes each file to a temporary
 //     name and renames it whole, so the standby only ever gains complete
 //     files, and a cut run keeps every file that arrived;
-//   - rsync's --delete --max-delete=0 deletes nothing but tells (exit 25)
-//     whether the standby holds anything production has not; only then is
-//     production listed (find -printf '%P\0': exact names, after the copy,
-//     so a file created meanwhile is not on the standby anyway) while the
-//     standby is walked; deletions above MAX_DELETE_PERCENT of the
-//     standby's files are refused unless --force, and applied last;
+//   - rsync's --delete --max-delete=0 --debug=del2 deletes nothing but
+//     names every entry --delete would remove, as rsync's generator decides
+//     it against the file list it just transferred (pending.go): no second
+//     listing of production, no walk of the standby. Deletions above
+//     MAX_DELETE_PERCENT of the standby's files are refused unless --force,
+//     and applied last;
 //   - files are owned by ODOO_USER:ODOO_GROUP, lose setuid/setgid bits, and
 //     device files, special files and symlinks leaving the tree are skipped.
 //
-// An hourly run with nothing to delete is one rsync pass, as bare
-// `rsync -a --delete` is; our process holds one 8-byte hash per production
-// file only when there is something to delete.
+// A run is one rsync pass, as bare `rsync -a --delete` is; our process
+// keeps rsync's statistics and the names to delete (at most 65,536 of them;
+// beyond, rsync deletes in a second pass).
 package filestore
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -188,11 +189,12 @@ func (s *syncer) argv(extra ...string) []string {
 }
 
 // realPass is the transfer's own options. --delete with --max-delete=0
-// deletes nothing (rsync >= 3.0), but exits 25 instead of 0 when the
-// standby has something production has not; --info=stats2 prints rsync's
-// counts (a few lines) on stdout.
+// deletes nothing (rsync >= 3.0) but exits 25 instead of 0 when the
+// standby holds what production has not, and --debug=del2 names each such
+// entry as rsync decides it (pending.go reads them); --info=stats2 prints
+// rsync's counts (a few lines).
 func realPass() []string {
-	return []string{"--delete", "--max-delete=0", "--info=stats2"}
+	return []string{"--delete", "--max-delete=0", "--debug=del2", "--info=stats2"}
 }
 
 // fail turns a failed rsync into the one-line error.
@@ -220,99 +222,97 @@ func (s *syncer) fail(err error) error {
 
 // sync is the real run: transfer, then deletions.
 func (s *syncer) sync() error {
-	step := run.Step{
-		What:    "copy new and changed files of production's filestore (no deletion)",
-		Argv:    s.argv(realPass()...),
-		Changes: true,
-		Timeout: s.timeout,
-	}
+	var term io.Writer
+	opts := realPass()
 	if s.j.TTY && !s.j.G.Quiet {
-		step.Argv = s.argv(append(realPass(), "--info=progress2")...)
-		step.Stdout = s.j.Stdout
+		term = s.j.Stdout
+		opts = append(opts, "--info=progress2")
 	}
-	out, err := s.j.Runner.Run(s.j.Ctx, step)
-	pending := true // the standby may hold what production has not
+	p := newPending(term)
+	_, err := s.j.Runner.Run(s.j.Ctx, run.Step{
+		What:       "copy new and changed files of production's filestore (no deletion)",
+		Argv:       s.argv(opts...),
+		Changes:    true,
+		Timeout:    s.timeout,
+		Stdout:     p,
+		StreamOnly: true, // one line per deletion: read as it passes, not kept
+	})
+	p.Close()
+	held := 0 // the deletions rsync held back, by its own count
+	named := p.files + p.dirs
 	switch code := run.ExitCode(err); {
 	case err == nil:
-		pending = false
-	case code == 25: // deletions pending, none made
-	case rsync.Warning(code):
-		// Odoo deletes attachments while we copy: normal, not a failure.
-		s.info("some files vanished on production during the copy; the next run catches up")
+	case code == 25 || rsync.Warning(code):
+		if rsync.Warning(code) {
+			// Odoo deletes attachments while we copy: normal, not a failure.
+			s.info("some files vanished on production during the copy; the next run catches up")
+		}
+		var re *run.Error
+		errors.As(err, &re)
+		n, told := skipped(re.Stderr)
+		if code == 25 && !told && named == 0 {
+			return cli.Fail(cli.ExitFailure, "rsync reported deletions pending on the standby but neither named nor counted them, nothing was deleted", "check that this machine's rsync is version 3.1 or later (rsync --version)")
+		}
+		held = n
 	default:
 		return s.fail(err)
 	}
-	st := rsync.ParseStats(string(out))
+	st := rsync.ParseStats(p.rest.String())
 	if st.Counted && st.Regs == 0 {
 		return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's filestore %s on %s holds no files (an unmounted disk?), nothing on the standby was deleted", s.root, s.j.SSH.Host), "check production's filestore; an empty filestore is never mirrored")
 	}
-	if !pending {
+	if held == 0 && named == 0 {
 		s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, 0 deleted", st.Regs, st.Transferred))
 		return nil
 	}
 
-	// Production's list, taken after the copy: a file created since is not
-	// on the standby, a file deleted since goes from the standby too. The
-	// standby is walked meanwhile.
-	root := s.walkRoot()
-	set := newNameSet()
-	var files int
-	c, err := compare(root, set, func() (err error) {
-		files, err = s.listProduction(set)
+	// rsync's list is used when it accounts exactly for what rsync held
+	// back; otherwise rsync's own count decides, and rsync deletes.
+	exact := p.consistent(held)
+	del := p.files
+	if p.bad > 0 || named == 0 {
+		del = max(del, held) // rsync's count, which counts directories too
+	}
+	before := st.Regs + st.Others - (st.Created - st.CreatedDirs) + del // the standby's files before this run
+	if err := s.checkShare(del, before, fmt.Sprintf("%d new or changed files were copied", st.Transferred)); err != nil {
 		return err
-	})
-	if err != nil {
-		var ce *cli.Error
-		if s.j.Ctx.Err() != nil || errors.As(err, &ce) {
+	}
+	if !exact {
+		s.j.Log.Debug().Int("named", named).Int("held", held).Bool("overflow", p.overflow).Int("unread", p.bad).Msg("rsync deletes: its list was not kept whole")
+		if err := s.rsyncDeletes(max(held, named)); err != nil {
 			return err
 		}
-		return cli.Fail(cli.ExitFailure, "cannot read the standby's filestore: "+err.Error(), "nothing was deleted; check "+s.root)
+	} else if err := removeEntries(s.root, p.entries); err != nil {
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("deleting files gone from production in the standby's %s: %v", s.root, err), "fix the cause; the next run deletes the rest")
 	}
-	before := c.files - st.CreatedRegs // the standby's files before this run
-	if err := s.checkShare(c.extraFiles, before, fmt.Sprintf("%d new or changed files were copied", st.Transferred)); err != nil {
-		return err
-	}
-	if c.extraFiles+c.extraDirs > 0 {
-		if c.overflow {
-			_, err = remove(root, set) // too many names to keep: walk again
-		} else {
-			err = removeEntries(root, c.extras)
-		}
-		if err != nil {
-			return cli.Fail(cli.ExitFailure, fmt.Sprintf("deleting files gone from production in the standby's %s: %v", s.root, err), "fix the cause; the next run deletes the rest")
-		}
-	}
-	s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, %d deleted", files, st.Transferred, c.extraFiles))
+	s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, %d deleted", st.Regs, st.Transferred, del))
 	return nil
 }
 
-// listProduction reads production's file list: find prints every path
-// under FILESTORE, relative, NUL-terminated, so any name arrives exactly.
-// Anything short of a complete listing of at least one file fails the run
-// before a deletion.
-func (s *syncer) listProduction(set *nameSet) (int, error) {
-	files := 0
-	argv := s.j.SSH.Command("find", s.root+"/", "-mindepth", "1", "-printf", `%y%P\0`)
-	err := stream(s.j.Ctx, s.timeout, argv, 0, func(rec []byte) {
-		if len(rec) < 2 {
-			return
-		}
-		if rec[0] != 'd' {
-			files++
-		}
-		set.add(rec[1:])
+// rsyncDeletes has rsync apply the deletions when their list was too long
+// to keep or did not add up: a second pass with --delete-after (deleting
+// after it copied what changed meanwhile), at most limit deletions, the
+// count the limit was checked against. Exit 25 means production lost more
+// files meanwhile: the next run deletes those.
+func (s *syncer) rsyncDeletes(limit int) error {
+	_, err := s.j.Runner.Run(s.j.Ctx, run.Step{
+		What:    "delete what production no longer has (rsync, after copying what changed meanwhile)",
+		Argv:    s.argv("--delete-after", fmt.Sprintf("--max-delete=%d", limit)),
+		Changes: true,
+		Timeout: s.timeout,
 	})
-	if err != nil {
-		if s.j.Ctx.Err() != nil {
-			return 0, err
-		}
-		return 0, cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list production's filestore %s on %s after the copy, nothing was deleted: %s", s.root, s.j.SSH.Host, run.Brief(err)), "check that "+s.j.SSH.User+" can read all of it; the next run retries")
+	if code := run.ExitCode(err); err == nil || code == 25 || rsync.Warning(code) {
+		return nil
 	}
-	if files == 0 {
-		return 0, cli.Fail(cli.ExitFailure, fmt.Sprintf("production's filestore %s on %s holds no files any more (an unmounted disk?), nothing on the standby was deleted", s.root, s.j.SSH.Host), "check production's filestore; an empty filestore is never mirrored")
+	if s.j.Ctx.Err() != nil {
+		return err
 	}
-	set.finish()
-	return files, nil
+	if r := s.refused(err); r != nil {
+		return r
+	}
+	return &cli.Error{Code: cli.ExitFailure, Err: err,
+		Msg:  fmt.Sprintf("deleting files gone from production in the standby's %s failed: %s", s.root, rsync.Explain(err)),
+		Hint: "the next run deletes the rest"}
 }
 
 // checkShare refuses deletions above MAX_DELETE_PERCENT of the standby's
@@ -330,16 +330,6 @@ func (s *syncer) checkShare(del, total int, done string) error {
 		"check production's filestore on "+s.j.SSH.Host+"; if it really lost those files, run "+Name+" --force")
 }
 
-// walkRoot is the standby's filestore with symlinks resolved: a filestore
-// moved to another disk and linked back is common, and the walk must enter
-// it as rsync does.
-func (s *syncer) walkRoot() string {
-	if r, err := filepath.EvalSymlinks(s.root); err == nil {
-		return r
-	}
-	return s.root
-}
-
 // info tells a person at a terminal; cron hears nothing on success.
 func (s *syncer) info(msg string) {
 	if s.j.TTY && !s.j.G.Quiet {
@@ -349,52 +339,40 @@ func (s *syncer) info(msg string) {
 	s.j.Log.Debug().Msg(msg)
 }
 
-// preview is the dry run: the same rsync pass with -n, its changes
-// printed, the same listing and deletion walk, and the command the real run
-// would use.
+// preview is the dry run: rsync with -n and --delete lists what the sync
+// would add, change and delete (rsync's own answer, read-only), then the
+// command the real run would use and the counts.
 func (s *syncer) preview() error {
 	out, err := s.j.Runner.Run(s.j.Ctx, run.Step{
-		What:    "list what the copy would change (read-only)",
-		Argv:    s.argv("-n", "-i", "--out-format="+rsync.ItemFormat),
+		What:    "list what the sync would change (read-only)",
+		Argv:    s.argv("-n", "-i", "--delete", "--out-format="+rsync.ItemFormat, "--info=stats2"),
 		Timeout: s.timeout,
 	})
 	if err != nil && !rsync.Warning(run.ExitCode(err)) {
 		return s.fail(err)
 	}
-	var added, changed int
+	var added, changed, deleted int
 	for _, line := range strings.Split(string(out), "\n") {
 		it, ok := rsync.ParseItem(line)
-		if !ok || it.Dir() || it.Unchanged() || it.Deleting() {
-			continue
-		}
-		if it.New() {
+		switch {
+		case !ok || it.Dir() || it.Unchanged():
+		case it.Deleting():
+			deleted++
+			s.j.Printf("delete  %s\n", it.Name)
+		case it.New():
 			added++
 			s.j.Printf("add     %s\n", it.Name)
-		} else {
+		default:
 			changed++
 			s.j.Printf("change  %s\n", it.Name)
 		}
 	}
-	set := newNameSet()
-	files, err := s.listProduction(set)
-	if err != nil {
-		return err
-	}
-	var w walkResult
-	if _, err := os.Stat(s.root); err == nil {
-		w, err = walkFunc(s.walkRoot(), set, func(rel string, dir bool) {
-			if dir {
-				rel += "/"
-			}
-			s.j.Printf("delete  %s\n", rel)
-		})
-		if err != nil {
-			return cli.Fail(cli.ExitFailure, "cannot read the standby's filestore: "+err.Error(), "check "+s.root)
-		}
-	}
+	st := rsync.ParseStats(string(out))
+	onProd := st.Regs + st.Others
+	before := onProd - (st.Created - st.CreatedDirs) + deleted
 	s.j.Runner.Print(run.Step{What: "copy new and changed files (no deletion); then delete what production no longer has", Argv: s.argv(realPass()...)})
-	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", added, changed, w.extraFiles, w.files, files)
-	if err := s.checkShare(w.extraFiles, w.files, "dry run"); err != nil {
+	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", added, changed, deleted, before, onProd)
+	if err := s.checkShare(deleted, before, "dry run"); err != nil {
 		s.j.Printf("the real run would refuse: %s\n", err.(*cli.Error).Msg)
 	}
 	return nil

@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -17,7 +18,13 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/rs/zerolog"
 
+	"github.com/ot-redundancy/ot-redundancy/internal/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/run"
+	"github.com/ot-redundancy/ot-redundancy/internal/ssh"
 	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
@@ -116,6 +123,27 @@ func (l *lab) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(binary, append([]string{"--config", l.conf}, args...)...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	return cmd
+}
+
+// newJob is what job.Sync gives a program's body: configuration, runner and
+// the run's one ssh connection, here dialled once for a whole test or benchmark.
+func (l *lab) newJob(b testing.TB) *job.Job {
+	cfg, err := config.Load(l.conf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	target, err := ssh.FromConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, err := ssh.Dial(context.Background(), target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	runner := &run.Runner{}
+	env := &cli.Env{Prog: Name, Ctx: context.Background(), Stdout: io.Discard, Stderr: os.Stderr, Log: zerolog.Nop(), Runner: runner, G: &cli.Globals{}}
+	return &job.Job{Env: env, Name: Name, Cfg: cfg, SSH: conn, Runner: runner, Start: time.Now()}
 }
 
 func (l *lab) summaryLines(t testing.TB) int {
@@ -390,6 +418,34 @@ func TestRefuseMassDeletion(t *testing.T) {
 	}
 }
 
+// Beyond maxKept names to delete, the limit is checked on rsync's count,
+// and rsync deletes in a second pass.
+func TestDeletionsBeyondKept(t *testing.T) {
+	defer func(n int) { maxKept = n }(maxKept)
+	maxKept = 5
+	l := newLab(t, nil)
+	fill(t, l.prod, "db1", 0, 100, 100)
+	fill(t, l.standby, "db1", 0, 100, 100)
+	fill(t, l.standby, "db2", 0, 20, 100)
+	j := l.newJob(t)
+	var log bytes.Buffer
+	j.Env.Log = zerolog.New(&log).Level(zerolog.DebugLevel)
+	var ce *cli.Error
+	if err := Sync(j, Options{}); !errors.As(err, &ce) || ce.Code != cli.ExitRefused || !strings.Contains(ce.Msg, "refused to delete 20 of the standby's 120 files") {
+		t.Fatalf("want the refusal, got %v", err)
+	}
+	if n := len(files(snapshot(t, l.standby))); n != 120 {
+		t.Fatalf("the refused run left %d files, want 120", n)
+	}
+	if err := Sync(j, Options{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "rsync deletes") {
+		t.Errorf("the second pass did not run:\n%s", log.String())
+	}
+	sameNames(t, l.prod, l.standby)
+}
+
 // Production dies mid-transfer: the run fails, no deletion happens, no
 // summary line is written, no file is visible half-written; a second run
 // started meanwhile names the holder of the lock; the next run resumes
@@ -569,5 +625,21 @@ func TestTerminal(t *testing.T) {
 	}
 	if want := "filestore synced: 20 files on production, 20 copied, 0 deleted"; !strings.Contains(string(out), want) {
 		t.Errorf("terminal output %q lacks %q", out, want)
+	}
+}
+
+// sameNames fails unless the two trees hold the same paths.
+func sameNames(t testing.TB, want, got string) {
+	t.Helper()
+	w, g := snapshot(t, want), snapshot(t, got)
+	for k := range w {
+		if _, ok := g[k]; !ok {
+			t.Errorf("%s lacks %s", got, k)
+		}
+	}
+	for k := range g {
+		if _, ok := w[k]; !ok {
+			t.Errorf("%s has %s, %s has not", got, k, want)
+		}
 	}
 }

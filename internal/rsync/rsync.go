@@ -78,7 +78,10 @@ func FileCounts(line string) (reg, dir int, ok bool) {
 type Stats struct {
 	Counted     bool // the "Number of files" line was found
 	Regs, Dirs  int  // regular files and directories in the sender's list
+	Others      int  // the rest of it: symlinks, devices, special files
 	CreatedRegs int  // regular files the receiver did not have
+	Created     int  // entries the receiver did not have, of any kind
+	CreatedDirs int  // directories among them
 	Transferred int  // regular files sent (new or changed)
 }
 
@@ -92,8 +95,9 @@ func ParseStats(out string) Stats {
 		}
 		if reg, dir, ok := FileCounts(line); ok {
 			st.Counted, st.Regs, st.Dirs = true, reg, dir
+			st.Others = number(strings.TrimPrefix(line, "Number of files: ")) - reg - dir
 		} else if rest, ok := strings.CutPrefix(line, "Number of created files: "); ok {
-			st.CreatedRegs = field(rest, "reg")
+			st.Created, st.CreatedRegs, st.CreatedDirs = number(rest), field(rest, "reg"), field(rest, "dir")
 		} else if rest, ok := strings.CutPrefix(line, "Number of regular files transferred: "); ok {
 			st.Transferred = number(rest)
 		}

@@ -35,7 +35,11 @@ type Step struct {
 	Dir     string
 	Stdin   io.Reader
 	Stdout  io.Writer // where output streams; nil means captured only
-	Stderr  io.Writer // also streamed here when set; its tail is always kept
+	// StreamOnly sends the output to Stdout only and keeps none of it: for
+	// output that grows with the data (a file list), where the caller
+	// reads what it needs as it passes.
+	StreamOnly bool
+	Stderr     io.Writer // also streamed here when set; its tail is always kept
 	// Detach leaves what the command started running after it exits (a
 	// service's daemon): its group is not killed, and its output goes to a
 	// file, so a daemon holding it open cannot stall the step.
@@ -143,9 +147,12 @@ func (r *Runner) exec(ctx context.Context, s Step) ([]byte, error) {
 		return r.execDetached(ctx, cmd, s)
 	}
 	var stdout bytes.Buffer
-	if s.Stdout != nil {
+	switch {
+	case s.Stdout != nil && s.StreamOnly:
+		cmd.Stdout = s.Stdout
+	case s.Stdout != nil:
 		cmd.Stdout = io.MultiWriter(&stdout, s.Stdout)
-	} else {
+	default:
 		cmd.Stdout = &stdout
 	}
 	tail := &Tail{Max: 8 << 10}

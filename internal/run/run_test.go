@@ -131,3 +131,16 @@ func TestDetachLeavesDaemonRunning(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+func TestStreamOnlyKeepsNothing(t *testing.T) {
+	var seen bytes.Buffer
+	r := &Runner{}
+	got, err := r.Run(context.Background(), Step{Argv: []string{"echo", "streamed"}, Stdout: &seen, StreamOnly: true})
+	if err != nil || len(got) != 0 || seen.String() != "streamed\n" {
+		t.Fatalf("returned %q, streamed %q, err %v", got, seen.String(), err)
+	}
+	got, err = r.Run(context.Background(), Step{Argv: []string{"echo", "both"}, Stdout: &seen})
+	if err != nil || string(got) != "both\n" || seen.String() != "streamed\nboth\n" {
+		t.Fatalf("returned %q, streamed %q, err %v", got, seen.String(), err)
+	}
+}
