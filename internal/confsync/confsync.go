@@ -60,7 +60,9 @@ func (c *CLI) Run(env *cli.Env) error {
 // Sets are the configuration sets CONF_SYNC may name, in the order synced.
 var Sets = []string{"odoo", "nginx", "apt"}
 
-// Sync copies every configured set; it stops at the first set that fails.
+// Sync copies every configured set. A failing set does not stop the others
+// (they are independent, and the standby should lose as little as it can),
+// as in ot-sync-from-source; the run fails if any set failed.
 func Sync(j *job.Job, opts Options) error {
 	names := j.Cfg.Words("CONF_SYNC")
 	for _, n := range names {
@@ -76,19 +78,40 @@ func Sync(j *job.Job, opts Options) error {
 	s := &syncer{j: j, opts: opts, stage: stage,
 		backup: filepath.Join(j.Cfg.Get("BACKUP_DIR"), j.Start.Format(projects.StampFormat)),
 		own:    ownFiles(j)}
+	var failed []string
+	var errs []error
 	for _, name := range Sets {
 		if !slices.Contains(names, name) {
 			continue
 		}
 		set, err := s.set(name)
-		if err != nil {
+		if err == nil {
+			err = s.sync(set)
+		}
+		if err == nil {
+			continue
+		}
+		if j.Ctx.Err() != nil {
 			return err
 		}
-		if err := s.sync(set); err != nil {
-			return err
-		}
+		failed, errs = append(failed, name), append(errs, err)
 	}
-	return nil
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	code := -1 // the sets' common exit status, else 1
+	for i, err := range errs {
+		c, line := cli.Describe(err)
+		fmt.Fprintf(j.Stderr, "%s: error: %s: %s\n", Name, failed[i], line)
+		if code != -1 && code != c {
+			c = cli.ExitFailure
+		}
+		code = c
+	}
+	return cli.Fail(code, fmt.Sprintf("%d configuration sets failed: %s", len(errs), strings.Join(failed, ", ")), "see the errors above, fix them and run "+Name+" again")
 }
 
 // ownFiles are the suite's own files, never synced from production.

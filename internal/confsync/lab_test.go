@@ -264,6 +264,37 @@ func TestBrokenNginxRolledBack(t *testing.T) {
 	f.backup(t) // kept
 }
 
+// A failing set does not stop the others: nginx is rolled back, apt refused,
+// odoo.conf still synced; the run fails naming both, without a summary line.
+func TestFailingSetsDoNotStopOthers(t *testing.T) {
+	f := newFixture(t, "odoo nginx apt")
+	testlab.WriteFile(t, filepath.Join(f.prod, "sites-available", "odoo"), "server { bogus; }\n")
+	testlab.WriteFile(t, filepath.Join(f.prod, "apt", "sources.list.d", "old.list"), "deb http://deb.debian.org/debian bullseye main\n")
+	nginx, apt := listTree(t, f.nginx), listTree(t, f.apt)
+	code, out := f.sync(t, false)
+	for _, want := range []string{
+		"ot-conf-sync: error: nginx: nginx -t failed after syncing " + f.nginx,
+		`ot-conf-sync: error: apt: production's apt sources name release "bullseye" (old.list)`,
+		"ot-conf-sync: error: 2 configuration sets failed: nginx, apt; see the errors above",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if code != cli.ExitFailure {
+		t.Errorf("exit %d, want %d", code, cli.ExitFailure)
+	}
+	if got := testlab.ReadFile(t, f.odoo); !strings.Contains(got, "new = 1") {
+		t.Errorf("odoo.conf not synced after the other sets failed: %q", got)
+	}
+	if listTree(t, f.nginx) != nginx || listTree(t, f.apt) != apt {
+		t.Errorf("nginx or apt changed")
+	}
+	if f.summary(t) != "" {
+		t.Errorf("summary line after a failure: %q", f.summary(t))
+	}
+}
+
 func TestAptOtherReleaseRefused(t *testing.T) {
 	f := newFixture(t, "apt")
 	testlab.WriteFile(t, filepath.Join(f.prod, "apt", "sources.list.d", "old.sources"), "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bullseye bullseye-updates\nComponents: main\n")
