@@ -29,6 +29,7 @@ type lab struct {
 	prodPip    string
 	standbyPip string
 	wheelhouse string
+	env        []string // extra environment for the commands a sync runs
 }
 
 // open makes dir and its ancestors in the temporary directory traversable:
@@ -75,7 +76,7 @@ func (l *lab) config(t *testing.T, extra map[string]string) {
 
 func (l *lab) sync(t *testing.T, dryRun bool, opts Options) (int, string, string) {
 	t.Helper()
-	r := clitest.Run(t, Name, cli.Globals{Config: l.conf, DryRun: dryRun}, zerolog.InfoLevel, nil, func(env *cli.Env) error {
+	r := clitest.Run(t, Name, cli.Globals{Config: l.conf, DryRun: dryRun}, zerolog.InfoLevel, l.env, func(env *cli.Env) error {
 		return job.Sync(env, Name, job.Flags{}, func(j *job.Job) error { return Sync(j, opts) })
 	})
 	return r.Code, r.Stdout, r.Stderr
@@ -97,6 +98,7 @@ func TestSyncInstallsProductionsVersions(t *testing.T) {
 	code, out, _ := l.sync(t, true, Options{})
 	if code != 0 || !strings.Contains(out, "# pip: to install (2): ot-pip-a==1.0 ot-pip-c==0.3rc1\n") ||
 		!strings.Contains(out, "install --no-input --disable-pip-version-check ot-pip-a==1.0 ot-pip-c==0.3rc1\n") ||
+		!strings.Contains(out, "pip: Would install ot-pip-a-1.0 ot-pip-c-0.3rc1\n") ||
 		strings.Contains(out, "--break-system-packages") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
@@ -151,14 +153,22 @@ func TestExternallyManagedPythonGivesOneLine(t *testing.T) {
 	}
 	l := startLab(t, wheels, []string{"ot-pip-a==1.0"}, nil)
 	l.config(t, map[string]string{"PIP": "/usr/bin/python3 -m pip"})
+	// The dry run meets the refusal too, through pip's own --dry-run.
+	code, out, _ := l.sync(t, true, Options{})
+	if code != 0 || !strings.Contains(out, "pip: the real run would fail: /usr/bin/python3 -m pip refuses to install into this externally managed Python (PEP 668)") {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
 	code, _, stderr := l.sync(t, false, Options{})
 	want := "ot-pip-sync: error: /usr/bin/python3 -m pip refuses to install into this externally managed Python (PEP 668); set PIP_BREAK_SYSTEM_PACKAGES=yes in " + l.conf + " to allow it, or set PIP to a venv's pip\n"
 	if code != cli.ExitRefused || stderr != want {
 		t.Fatalf("exit %d, stderr %q; want %q", code, stderr, want)
 	}
-	// Only the key allows --break-system-packages (shown by a dry run).
+	// Only the key allows --break-system-packages (shown by a dry run,
+	// whose pip --dry-run then resolves from the wheelhouse).
 	l.config(t, map[string]string{"PIP": "/usr/bin/python3 -m pip", "PIP_BREAK_SYSTEM_PACKAGES": "yes"})
-	if code, out, _ := l.sync(t, true, Options{}); code != 0 || !strings.Contains(out, "/usr/bin/python3 -m pip install --no-input --disable-pip-version-check --break-system-packages ot-pip-a==1.0\n") {
+	l.env = []string{"PIP_NO_INDEX=1", "PIP_FIND_LINKS=" + l.wheelhouse}
+	if code, out, _ := l.sync(t, true, Options{}); code != 0 || !strings.Contains(out, "/usr/bin/python3 -m pip install --no-input --disable-pip-version-check --break-system-packages ot-pip-a==1.0\n") ||
+		!strings.Contains(out, "pip: Would install ot-pip-a-1.0\n") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
 }
@@ -168,6 +178,14 @@ func TestUnknownRequirementIsNamed(t *testing.T) {
 	// The standby's wheelhouse lacks two of them; pip names one at a time.
 	os.Remove(filepath.Join(l.wheelhouse, "ot_pip_b-2.0-py3-none-any.whl"))
 	os.Remove(filepath.Join(l.wheelhouse, "ot_pip_c-0.3rc1-py3-none-any.whl"))
+	code, out, _ := l.sync(t, true, Options{})
+	if code != 0 || !strings.Contains(out, "pip: the real run would fail: production's pip package(s) ot-pip-b==2.0, ot-pip-c==0.3rc1 not found by ") ||
+		!strings.Contains(out, "install --no-input --disable-pip-version-check ot-pip-a==1.0\n") {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+	if got := piptest.Versions(t, l.standbyPip); len(got) != 0 {
+		t.Fatalf("the dry run installed: %v", got)
+	}
 	code, _, stderr := l.sync(t, false, Options{})
 	if code != cli.ExitFailure || !strings.Contains(stderr, "ot-pip-sync: error: production's pip package(s) ot-pip-b==2.0, ot-pip-c==0.3rc1 not found by ") {
 		t.Fatalf("exit %d: %s", code, stderr)

@@ -146,17 +146,22 @@ func Sync(j *job.Job, opts Options) error {
 		j.Printf("# pip: to install (%d): %s\n", len(reqs), strings.Join(reqs, " "))
 	}
 	missing, err := install(j, localPip, reqs)
-	if err != nil {
-		return err
+	if err == nil {
+		if done := len(reqs) - len(missing); done > 0 && !j.G.DryRun {
+			j.Printf("pip: installed %d package(s) at production's versions\n", done)
+		}
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			err = cli.Fail(cli.ExitFailure, fmt.Sprintf("production's pip package(s) %s not found by %s", strings.Join(missing, ", "), shellquote.Join(localPip...)), "check pip's index settings here (pip.conf), or install them by hand")
+		}
 	}
-	if done := len(reqs) - len(missing); done > 0 && !j.G.DryRun {
-		j.Printf("pip: installed %d package(s) at production's versions\n", done)
+	var ce *cli.Error
+	if j.G.DryRun && errors.As(err, &ce) {
+		// The preview is complete: it says what the real run would meet.
+		j.Printf("pip: the real run would fail: %s\n", ce.Error())
+		return nil
 	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's pip package(s) %s not found by %s", strings.Join(missing, ", "), shellquote.Join(localPip...)), "check pip's index settings here (pip.conf), or install them by hand")
-	}
-	return nil
+	return err
 }
 
 // list returns the distributions pip reports, from `pip inspect`, or from
@@ -180,7 +185,10 @@ func list(query func(argv ...string) ([]byte, error), pip []string) ([]Dist, err
 var notFoundRE = regexp.MustCompile(`(?m)No matching distribution found for (\S+)`)
 
 // install installs reqs; requirements pip cannot find are returned (the
-// rest are installed anyway), any other failure is an error.
+// rest are installed anyway), any other failure is an error. In a dry run
+// the same loop runs pip's own read-only `install --dry-run`: it resolves
+// against the index and checks PEP 668 as the real run would, so the
+// preview names what the real run would install, not find, or refuse.
 func install(j *job.Job, pip, reqs []string) (missing []string, err error) {
 	// pip names the first requirement it cannot find: drop it and retry.
 	for len(reqs) > 0 {
@@ -189,11 +197,18 @@ func install(j *job.Job, pip, reqs []string) (missing []string, err error) {
 			argv = append(argv, "--break-system-packages")
 		}
 		s := run.Step{What: "install production's pip packages missing here, at production's versions", Argv: append(argv, reqs...), Changes: true, Timeout: time.Hour}
-		if j.G.Verbose {
+		if j.G.DryRun {
+			j.Runner.Print(s)
+			s = run.Step{Argv: append(append(argv, "--dry-run"), reqs...), Timeout: time.Hour}
+		} else if j.G.Verbose {
 			s.Stdout = j.Stderr
 		}
-		_, err = j.Runner.Run(j.Ctx, s)
+		var out []byte
+		out, err = j.Runner.Run(j.Ctx, s)
 		if err == nil {
+			if line := wouldInstall(out); j.G.DryRun && line != "" {
+				j.Printf("pip: %s\n", line)
+			}
 			return missing, nil
 		}
 		var re *run.Error
@@ -219,4 +234,15 @@ func install(j *job.Job, pip, reqs []string) (missing []string, err error) {
 		missing = append(missing, unknown...)
 	}
 	return missing, nil
+}
+
+// wouldInstall is pip's "Would install NAME-VERSION ..." line from
+// `install --dry-run`, or "".
+func wouldInstall(out []byte) string {
+	for line := range strings.Lines(string(out)) {
+		if strings.HasPrefix(line, "Would install ") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }
