@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,6 +127,43 @@ func TestLockHeldNamesHolder(t *testing.T) {
 	recs, _ := summary.Records(cfg.Get("RUN_LOG"))
 	if len(recs) != 2 || recs[1].Status != "skipped" || !strings.Contains(recs[1].Error, "held by pid") {
 		t.Fatalf("run log %+v", recs)
+	}
+}
+
+// A promotion that happens while a sync waits for the lock stops the sync;
+// without a wait, PostgreSQL is asked once (pg_lsclusters is slow to start).
+func TestGuardAgainAfterWaiting(t *testing.T) {
+	_, conf := setup(t, map[string]string{"LOCK_WAIT": "10"})
+	cfg, _ := env(conf, false).Config()
+	// Count the real pg_lsclusters's runs through a wrapper first on PATH.
+	real, err := exec.LookPath("pg_lsclusters")
+	if err != nil {
+		testlab.Missing(t, "pg_lsclusters is not installed")
+	}
+	bin, runs := t.TempDir(), filepath.Join(t.TempDir(), "runs")
+	testlab.WriteFile(t, filepath.Join(bin, "pg_lsclusters"), "#!/bin/sh\necho >>"+runs+"\nexec "+real+" \"$@\"\n")
+	os.Chmod(filepath.Join(bin, "pg_lsclusters"), 0o755)
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	if err := Sync(env(conf, false), "x", Flags{}, func(*Job) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(testlab.ReadFile(t, runs), "\n"); n != 1 {
+		t.Errorf("pg_lsclusters ran %d times without a wait, want 1", n)
+	}
+
+	l, err := lock.Acquire(context.Background(), cfg.Get("LOCK_FILE"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		data, _ := os.ReadFile(conf)
+		os.WriteFile(conf, append(data, "PROMOTED=yes\n"...), 0o644)
+		l.Release()
+	}()
+	err = Sync(env(conf, false), "x", Flags{}, func(*Job) error { t.Error("body ran after the promotion"); return nil })
+	if code(err) != cli.ExitPromoted {
+		t.Fatalf("promoted while waiting: %v", err)
 	}
 }
 

@@ -35,7 +35,15 @@ func (e *HeldError) Error() string {
 }
 
 // Lock is a held lock.
-type Lock struct{ f *os.File }
+type Lock struct {
+	f      *os.File
+	waited bool
+}
+
+// Waited tells whether another holder had the lock when Acquire began:
+// what that holder did (a promotion) may have changed what was checked
+// before taking the lock.
+func (l *Lock) Waited() bool { return l.waited }
 
 // Acquire takes the lock at path, waiting up to wait for a holder to finish.
 func Acquire(ctx context.Context, path string, wait time.Duration) (*Lock, error) {
@@ -48,6 +56,7 @@ func Acquire(ctx context.Context, path string, wait time.Duration) (*Lock, error
 		return nil, err
 	}
 	deadline := time.Now().Add(wait)
+	waited := false
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
@@ -61,6 +70,7 @@ func Acquire(ctx context.Context, path string, wait time.Duration) (*Lock, error
 			f.Close()
 			return nil, Holder(path)
 		}
+		waited = true
 		select {
 		case <-ctx.Done():
 			f.Close()
@@ -70,7 +80,7 @@ func Acquire(ctx context.Context, path string, wait time.Duration) (*Lock, error
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return &Lock{f: f}, nil
+	return &Lock{f: f, waited: waited}, nil
 }
 
 // Holder describes who holds the lock at path, or returns nil when nobody does.

@@ -44,10 +44,16 @@ func TestSecondAcquireWaitsThenNamesHolder(t *testing.T) {
 func TestWaiterGetsLockWhenHolderReleases(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ot.lock")
 	l, _ := Acquire(context.Background(), path, 0)
+	if l.Waited() {
+		t.Error("a free lock reports a wait")
+	}
 	go func() { time.Sleep(200 * time.Millisecond); l.Release() }()
 	l2, err := Acquire(context.Background(), path, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !l2.Waited() {
+		t.Error("a lock taken after its holder released reports no wait")
 	}
 	l2.Release()
 }
