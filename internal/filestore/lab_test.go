@@ -608,6 +608,30 @@ func arrivedAll(t testing.TB, l *lab) (n int) {
 func TestTerminal(t *testing.T) {
 	l := newLab(t, nil)
 	fill(t, l.prod, "db1", 0, 20, 100)
+	out := l.runOnTerminal(t)
+	for _, want := range []string{"100%", "filestore synced: 20 files on production, 20 copied, 0 deleted"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("terminal output %q lacks %q", out, want)
+		}
+	}
+	// With a deletion: rsync's debug lines, which name it, stay ours.
+	writeFile(t, filepath.Join(l.standby, "db1", "ff", "stale"), 10, 0o644)
+	out = l.runOnTerminal(t)
+	if want := "filestore synced: 20 files on production, 0 copied, 1 deleted"; !strings.Contains(out, want) {
+		t.Errorf("terminal output %q lacks %q", out, want)
+	}
+	if strings.Contains(out, "delete_") {
+		t.Errorf("terminal output %q shows rsync's debug lines", out)
+	}
+	if exists(filepath.Join(l.standby, "db1", "ff", "stale")) {
+		t.Error("the stale file was not deleted")
+	}
+}
+
+// runOnTerminal runs ot-attachments-sync with a pseudo-terminal as its
+// stdout and stderr, and returns what it showed.
+func (l *lab) runOnTerminal(t *testing.T) string {
+	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
@@ -623,9 +647,7 @@ func TestTerminal(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if want := "filestore synced: 20 files on production, 20 copied, 0 deleted"; !strings.Contains(string(out), want) {
-		t.Errorf("terminal output %q lacks %q", out, want)
-	}
+	return string(out)
 }
 
 // sameNames fails unless the two trees hold the same paths.
