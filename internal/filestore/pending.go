@@ -110,17 +110,41 @@ func (p *pending) Close() {
 	}
 }
 
+// rsync's messages about deletions: the list, its walk of the standby,
+// and the consequence of the limit.
+var (
+	itemMark = []byte("delete_item(")
+	delMarks = [][]byte{itemMark, []byte("delete_in_dir("), []byte("cannot delete non-empty directory: ")}
+)
+
 func (p *pending) line(b []byte) {
-	switch {
-	case bytes.HasPrefix(b, []byte("delete_item(")):
-		p.add(strings.TrimSuffix(string(b), "\n"))
-	case bytes.HasPrefix(b, []byte("delete_in_dir(")), bytes.HasPrefix(b, []byte("cannot delete non-empty directory: ")):
-		// rsync's walk of the standby, and the consequence of the limit
-	default:
-		p.rest.Write(b)
-		if p.term != nil {
-			p.term.Write(b)
+	// A progress line has no end of its own: the next message may follow
+	// it on the same line (the generator writes them, the receiver the
+	// progress), so a message is found wherever it starts.
+	at := -1
+	for _, m := range delMarks {
+		if i := bytes.Index(b, m); i >= 0 && (at < 0 || i < at) {
+			at = i
 		}
+	}
+	if at < 0 {
+		p.other(b)
+		return
+	}
+	p.other(b[:at])
+	if bytes.HasPrefix(b[at:], itemMark) {
+		p.add(strings.TrimSuffix(string(b[at:]), "\n"))
+	}
+}
+
+// other is output that is not about deletions: statistics and progress.
+func (p *pending) other(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	p.rest.Write(b)
+	if p.term != nil {
+		p.term.Write(b)
 	}
 }
 
