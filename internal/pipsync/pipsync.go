@@ -199,7 +199,7 @@ func install(j *job.Job, pip, reqs []string) (missing []string, err error) {
 		s := run.Step{What: "install production's pip packages missing here, at production's versions", Argv: append(argv, reqs...), Changes: true, Timeout: time.Hour}
 		if j.G.DryRun {
 			j.Runner.Print(s)
-			s = run.Step{Argv: append(append(argv, "--dry-run"), reqs...), Timeout: time.Hour}
+			s = run.Step{Argv: slices.Concat(argv, []string{"--dry-run"}, reqs), Timeout: time.Hour}
 		} else if j.G.Verbose {
 			s.Stdout = j.Stderr
 		}
