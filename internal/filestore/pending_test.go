@@ -185,3 +185,25 @@ func tree(t *testing.T, root string) (paths []string) {
 	})
 	return paths
 }
+
+// FILESTORE moved to another disk and linked back is common: the deletion
+// follows that link (as rsync does), and only that one.
+func TestRemoveEntriesThroughLinkedRoot(t *testing.T) {
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk2", "filestore")
+	write(t, filepath.Join(disk, "db1", "ab", "gone"))
+	write(t, filepath.Join(disk, "db1", "ab", "kept"))
+	link := filepath.Join(dir, "filestore")
+	if err := os.Symlink(disk, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeEntries(link, []entry{{"db1/ab/gone", 0o100644}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tree(t, disk); !slices.Equal(got, []string{"db1", "db1/ab", "db1/ab/kept"}) {
+		t.Errorf("left %q", got)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link itself: %v %v", fi, err)
+	}
+}
