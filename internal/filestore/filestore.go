@@ -273,8 +273,7 @@ func (s *syncer) sync() error {
 	if p.bad > 0 || named == 0 {
 		del = max(del, held) // rsync's count, which counts directories too
 	}
-	before := st.Regs + st.Others - (st.Created - st.CreatedDirs) + del // the standby's files before this run
-	if err := s.checkShare(del, before, fmt.Sprintf("%d new or changed files were copied", st.Transferred)); err != nil {
+	if err := s.checkShare(del, standbyFiles(st, del), fmt.Sprintf("%d new or changed files were copied", st.Transferred)); err != nil {
 		return err
 	}
 	if !exact {
@@ -314,6 +313,10 @@ func (s *syncer) rsyncDeletes(limit int) error {
 		Msg:  fmt.Sprintf("deleting files gone from production in the standby's %s failed: %s", s.root, rsync.Explain(err)),
 		Hint: "the next run deletes the rest"}
 }
+
+// standbyFiles is how many files (non-directories) the standby held before
+// the pass: production's, less those the pass created, plus those to delete.
+func standbyFiles(st rsync.Stats, del int) int { return st.NonDirs - st.CreatedNonDirs + del }
 
 // checkShare refuses deletions above MAX_DELETE_PERCENT of the standby's
 // files, unless --force.
@@ -368,10 +371,9 @@ func (s *syncer) preview() error {
 		}
 	}
 	st := rsync.ParseStats(string(out))
-	onProd := st.Regs + st.Others
-	before := onProd - (st.Created - st.CreatedDirs) + deleted
+	before := standbyFiles(st, deleted)
 	s.j.Runner.Print(run.Step{What: "copy new and changed files (no deletion); then delete what production no longer has", Argv: s.argv(realPass()...)})
-	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", added, changed, deleted, before, onProd)
+	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", added, changed, deleted, before, st.NonDirs)
 	if err := s.checkShare(deleted, before, "dry run"); err != nil {
 		s.j.Printf("the real run would refuse: %s\n", err.(*cli.Error).Msg)
 	}

@@ -76,13 +76,11 @@ func FileCounts(line string) (reg, dir int, ok bool) {
 
 // Stats are rsync's counts from --stats or --info=stats2.
 type Stats struct {
-	Counted     bool // the "Number of files" line was found
-	Regs, Dirs  int  // regular files and directories in the sender's list
-	Others      int  // the rest of it: symlinks, devices, special files
-	CreatedRegs int  // regular files the receiver did not have
-	Created     int  // entries the receiver did not have, of any kind
-	CreatedDirs int  // directories among them
-	Transferred int  // regular files sent (new or changed)
+	Counted        bool // the "Number of files" line was found
+	Regs           int  // regular files in the sender's list
+	NonDirs        int  // entries of any kind but directories in the sender's list
+	CreatedNonDirs int  // of those, the ones the receiver did not have
+	Transferred    int  // regular files sent (new or changed)
 }
 
 // ParseStats reads rsync's statistics from its output.
@@ -94,10 +92,10 @@ func ParseStats(out string) Stats {
 			line = line[i+1:] // after a progress line
 		}
 		if reg, dir, ok := FileCounts(line); ok {
-			st.Counted, st.Regs, st.Dirs = true, reg, dir
-			st.Others = number(strings.TrimPrefix(line, "Number of files: ")) - reg - dir
+			st.Counted, st.Regs = true, reg
+			st.NonDirs = number(strings.TrimPrefix(line, "Number of files: ")) - dir
 		} else if rest, ok := strings.CutPrefix(line, "Number of created files: "); ok {
-			st.Created, st.CreatedRegs, st.CreatedDirs = number(rest), field(rest, "reg"), field(rest, "dir")
+			st.CreatedNonDirs = number(rest) - field(rest, "dir")
 		} else if rest, ok := strings.CutPrefix(line, "Number of regular files transferred: "); ok {
 			st.Transferred = number(rest)
 		}
