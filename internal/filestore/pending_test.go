@@ -108,12 +108,14 @@ func TestPendingFromRealRsync(t *testing.T) {
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 	for _, f := range []string{"src/db/aa/f1", "dst/db/aa/gone", "dst/db/aa/we ird)\n mode=1 \\#012 é", "dst/db/bb/g1", "dst/db/bb/cc/g2", "dst/top"} {
-		write(t, filepath.Join(dir, f))
+		testlab.WriteFile(t, filepath.Join(dir, f), "x")
 	}
 	for _, d := range []string{"dst/db/ee", "dst/db/bb/empty"} {
-		os.MkdirAll(filepath.Join(dir, d), 0o755)
+		testlab.Mkdir(t, filepath.Join(dir, d))
 	}
-	exec.Command("cp", "-a", filepath.Join(src, "db/aa/f1"), filepath.Join(dst, "db/aa/f1")).Run()
+	if out, err := exec.Command("cp", "-a", filepath.Join(src, "db/aa/f1"), filepath.Join(dst, "db/aa/f1")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
 	p := newPending(nil)
 	cmd := exec.Command("rsync", append([]string{"-a"}, append(realPass(), src+"/", dst+"/")...)...)
 	cmd.Stdout = p
@@ -142,11 +144,9 @@ func TestPendingFromRealRsync(t *testing.T) {
 func TestRemoveEntriesStaysInside(t *testing.T) {
 	dir := t.TempDir()
 	root, outside := filepath.Join(dir, "root"), filepath.Join(dir, "outside")
-	write(t, filepath.Join(outside, "precious"))
-	write(t, filepath.Join(root, "gone"))
-	write(t, filepath.Join(root, "now-a-dir"))
-	os.Remove(filepath.Join(root, "now-a-dir"))
-	write(t, filepath.Join(root, "now-a-dir", "new"))
+	testlab.WriteFile(t, filepath.Join(outside, "precious"), "x")
+	testlab.WriteFile(t, filepath.Join(root, "gone"), "x")
+	testlab.WriteFile(t, filepath.Join(root, "now-a-dir", "new"), "x")
 	os.Symlink(outside, filepath.Join(root, "link"))
 	err := removeEntries(root, []entry{
 		{"gone", 0o100644},
@@ -159,16 +159,6 @@ func TestRemoveEntriesStaysInside(t *testing.T) {
 	}
 	if got := tree(t, dir); !slices.Equal(got, []string{"outside", "outside/precious", "root", "root/link", "root/now-a-dir", "root/now-a-dir/new"}) {
 		t.Errorf("left %q", got)
-	}
-}
-
-func write(t *testing.T, p string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(p), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -191,8 +181,8 @@ func tree(t *testing.T, root string) (paths []string) {
 func TestRemoveEntriesThroughLinkedRoot(t *testing.T) {
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "disk2", "filestore")
-	write(t, filepath.Join(disk, "db1", "ab", "gone"))
-	write(t, filepath.Join(disk, "db1", "ab", "kept"))
+	testlab.WriteFile(t, filepath.Join(disk, "db1", "ab", "gone"), "x")
+	testlab.WriteFile(t, filepath.Join(disk, "db1", "ab", "kept"), "x")
 	link := filepath.Join(dir, "filestore")
 	if err := os.Symlink(disk, link); err != nil {
 		t.Fatal(err)
