@@ -102,14 +102,13 @@ func Sync(j *job.Job, opts Options) error {
 	case 1:
 		return errs[0]
 	}
-	code := -1 // the sets' common exit status, else 1
+	code, _ := cli.Describe(errs[0]) // the sets' common exit status, else 1
 	for i, err := range errs {
 		c, line := cli.Describe(err)
 		fmt.Fprintf(j.Stderr, "%s: error: %s: %s\n", Name, failed[i], line)
-		if code != -1 && code != c {
-			c = cli.ExitFailure
+		if c != code {
+			code = cli.ExitFailure
 		}
-		code = c
 	}
 	return cli.Fail(code, fmt.Sprintf("%d configuration sets failed: %s", len(errs), strings.Join(failed, ", ")), "see the errors above, fix them and run "+Name+" again")
 }
