@@ -229,8 +229,14 @@ func (c *Cluster) asUser(argv ...string) []string {
 // PsqlArgv returns the command that runs sql on database postgres, printing
 // rows unaligned, "|"-separated, without headers.
 func (c *Cluster) PsqlArgv(sql string) []string {
-	return c.asUser(c.bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-		"-h", c.Host, "-p", strconv.Itoa(c.Port), "-d", "postgres", "-c", sql)
+	return c.psql("-v", "ON_ERROR_STOP=1", "-c", sql)
+}
+
+// psql is psql connected to database postgres as the cluster's user,
+// printing rows unaligned without headers, reading no ~/.psqlrc.
+func (c *Cluster) psql(args ...string) []string {
+	return c.asUser(append([]string{c.bin("psql"), "-X", "-q", "-A", "-t",
+		"-h", c.Host, "-p", strconv.Itoa(c.Port), "-d", "postgres"}, args...)...)
 }
 
 // Querier runs SQL and returns its rows, one per line, columns separated by "|".
@@ -334,14 +340,20 @@ func PromoteSQL(wait time.Duration) string {
 // PromoteCtlStep promotes with pg_ctlcluster (Debian) or pg_ctl: the
 // fallback when SQL cannot be used.
 func (c *Cluster) PromoteCtlStep(wait time.Duration) run.Step {
-	tool := "pg_ctl"
 	argv := c.asUser(c.bin("pg_ctl"), "promote", "-w", "-t", strconv.Itoa(max(int(wait.Seconds()), 1)), "-D", c.Data)
 	if c.Debian {
-		tool = "pg_ctlcluster"
 		argv = []string{"pg_ctlcluster", c.Version, c.Name, "promote"}
 	}
-	return run.Step{What: fmt.Sprintf("promote PostgreSQL %s to primary (%s promote)", c, tool),
+	return run.Step{What: fmt.Sprintf("promote PostgreSQL %s to primary (%s promote)", c, c.CtlTool()),
 		Argv: argv, Changes: true, Dir: "/", Timeout: wait + 30*time.Second}
+}
+
+// CtlTool names the program that controls the cluster's server.
+func (c *Cluster) CtlTool() string {
+	if c.Debian {
+		return "pg_ctlcluster"
+	}
+	return "pg_ctl"
 }
 
 // LocalIsPrimary reports whether the local cluster runs out of recovery,

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,8 +54,7 @@ const marker = "__ot_redundancy_end_of_query__"
 
 // Open starts psql as the cluster's user and checks that it connected.
 func (c *Cluster) Open(ctx context.Context) (*Session, error) {
-	argv := c.asUser(c.bin("psql"), "-X", "-q", "-A", "-t",
-		"-h", c.Host, "-p", strconv.Itoa(c.Port), "-d", "postgres")
+	argv := c.psql()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = "/" // the postgres user may not be able to enter our working directory
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -69,11 +69,7 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *
 			r.add(step{what: "resume the paused WAL replay (--resume-replay)", argv: cl.PsqlArgv("SELECT pg_wal_replay_resume()"),
 				do: func() error { _, err := f.q.Query(env.Ctx, "SELECT pg_wal_replay_resume()"); return err }})
 		}
-		fallback := "pg_ctl"
-		if cl.Debian {
-			fallback = "pg_ctlcluster"
-		}
-		r.add(step{what: fmt.Sprintf("promote PostgreSQL %s to primary (pg_promote; %s promote if that fails)", cl, fallback),
+		r.add(step{what: fmt.Sprintf("promote PostgreSQL %s to primary (pg_promote; %s promote if that fails)", cl, cl.CtlTool()),
 			argv: cl.PsqlArgv(pg.PromoteSQL(0)), do: func() error { return r.promote(timeout) }})
 		r.add(step{what: fmt.Sprintf("wait until PostgreSQL leaves recovery, on a timeline after %d (up to %s)", f.status.Timeline, timeout),
 			do: func() error { return r.waitPromoted(timeout) }})
