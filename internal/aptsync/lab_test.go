@@ -40,7 +40,7 @@ func startLab(t *testing.T, repoPkgs, prodPkgs []apttest.Pkg, auto []string, bin
 	aptDir := filepath.Join(dir, "apt")
 	os.MkdirAll(filepath.Join(aptDir, "sources.list.d"), 0o755)
 	line := apttest.Repo(t, filepath.Join(dir, "repo"), repoPkgs...)
-	write(t, filepath.Join(aptDir, "sources.list"), line)
+	testlab.WriteFile(t, filepath.Join(aptDir, "sources.list"), line)
 
 	b := apttest.ProductionBinds(t, dir, prodPkgs, auto)
 	for k, v := range binds {
@@ -52,13 +52,6 @@ func startLab(t *testing.T, repoPkgs, prodPkgs []apttest.Pkg, auto []string, bin
 	p.WriteConfig(t, conf, map[string]string{"APT_DIR": aptDir, "PG_CLUSTER": "99/none"})
 	return &lab{prod: p, conf: conf, dir: dir, opts: Options{Config: apttest.Private(t, filepath.Join(dir, "state")), LockWait: 30 * time.Second},
 		env: []string{apttest.HookFreeEnv(t, dir)}}
-}
-
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // sync runs ot-apt-sync's job in this process and returns its exit code,
@@ -175,9 +168,9 @@ func fakeAptMark(t *testing.T, out string, code int) map[string]string {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	data := filepath.Join(dir, "out")
-	write(t, data, out)
+	testlab.WriteFile(t, data, out)
 	script := filepath.Join(dir, "apt-mark")
-	write(t, script, "#!/bin/sh\ncat "+data+"\necho 'E: simulated failure' >&2\nexit "+strconv.Itoa(code)+"\n")
+	testlab.WriteFileMode(t, script, "#!/bin/sh\ncat "+data+"\necho 'E: simulated failure' >&2\nexit "+strconv.Itoa(code)+"\n", 0o755)
 	return map[string]string{"/usr/bin/apt-mark": script}
 }
 
@@ -224,7 +217,7 @@ func TestHeldDpkgLockGivesABoundedWaitNamingIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(admin, "status"), string(status))
+	testlab.WriteFile(t, filepath.Join(admin, "status"), string(status))
 	lockPath := filepath.Join(admin, "lock-frontend")
 	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {

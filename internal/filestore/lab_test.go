@@ -249,8 +249,6 @@ func sameTree(t testing.TB, what string, before, after map[string]string) {
 	}
 }
 
-func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
-
 // The sync mirrors production, safely: owner forced, no setuid, no special
 // files, no symlink leaving the tree, extra files deleted after the copy;
 // silent for cron, one summary line, one ssh connection per run.
@@ -294,16 +292,16 @@ func TestMirror(t *testing.T) {
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1 || st.Gid != 1 {
 		t.Errorf("owner %d:%d, want daemon (1:1)", st.Uid, st.Gid)
 	}
-	if exists(filepath.Join(l.standby, "db1", "evil")) || exists(filepath.Join(l.standby, "db1", "fifo")) {
+	if testlab.Exists(filepath.Join(l.standby, "db1", "evil")) || testlab.Exists(filepath.Join(l.standby, "db1", "fifo")) {
 		t.Errorf("an unsafe symlink or a fifo was copied")
 	}
 	if target, err := os.Readlink(filepath.Join(l.standby, "db1", "good")); err != nil || target != "ab/changed" {
 		t.Errorf("safe symlink: %q %v", target, err)
 	}
-	if !exists(filepath.Join(l.standby, "db1", "ab", "new\nline é")) || exists(filepath.Join(l.standby, "db1", "ab", "gone\tç")) {
+	if !testlab.Exists(filepath.Join(l.standby, "db1", "ab", "new\nline é")) || testlab.Exists(filepath.Join(l.standby, "db1", "ab", "gone\tç")) {
 		t.Errorf("names with control or non-ASCII characters are not mirrored exactly")
 	}
-	if exists(filepath.Join(l.standby, "db1", "ff", "gone")) || exists(filepath.Join(l.standby, "olddb")) {
+	if testlab.Exists(filepath.Join(l.standby, "db1", "ff", "gone")) || testlab.Exists(filepath.Join(l.standby, "olddb")) {
 		t.Errorf("files gone from production are still on the standby")
 	}
 	if n := l.summaryLines(t); n != 1 {
@@ -388,7 +386,7 @@ func TestEmptyProduction(t *testing.T) {
 	}
 	t.Logf("unreadable subdirectory: %s", r.stderr)
 	for k := range before {
-		if !exists(l.standby + k) {
+		if !testlab.Exists(l.standby + k) {
 			t.Errorf("%s deleted after a failed transfer", k)
 		}
 	}
@@ -490,7 +488,7 @@ func TestKilledMidTransfer(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "took longer than FILESTORE_TIMEOUT=1s and was stopped, nothing was deleted") {
 		t.Fatalf("deadline: %+v", r)
 	}
-	if !exists(filepath.Join(l.standby, "db1", "ff", "gone")) || l.summaryLines(t) != 0 {
+	if !testlab.Exists(filepath.Join(l.standby, "db1", "ff", "gone")) || l.summaryLines(t) != 0 {
 		t.Fatalf("deadline: a deletion was applied or a summary line written")
 	}
 	l.extra = nil
@@ -511,7 +509,7 @@ func TestKilledMidTransfer(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(errb.String(), "interrupted") {
 		t.Fatalf("SIGTERM: exit %d, stderr %q; want 130, interrupted", code, errb.String())
 	}
-	if !exists(filepath.Join(l.standby, "db1", "ff", "gone")) || l.summaryLines(t) != 0 {
+	if !testlab.Exists(filepath.Join(l.standby, "db1", "ff", "gone")) || l.summaryLines(t) != 0 {
 		t.Fatalf("SIGTERM: a deletion was applied or a summary line written")
 	}
 	if out, _ := exec.Command("pgrep", "-f", "rsync .*"+l.standby).Output(); len(out) > 0 {
@@ -543,7 +541,7 @@ func TestKilledMidTransfer(t *testing.T) {
 		t.Fatalf("killed transfer: exit %d, stderr %q; want 1 and nothing deleted", code, errb.String())
 	}
 	t.Logf("killed run: %s", strings.TrimSpace(errb.String()))
-	if !exists(filepath.Join(l.standby, "db1", "ff", "gone")) {
+	if !testlab.Exists(filepath.Join(l.standby, "db1", "ff", "gone")) {
 		t.Errorf("a deletion was applied after a failed transfer")
 	}
 	if n := l.summaryLines(t); n != 0 {
@@ -586,7 +584,7 @@ func TestKilledMidTransfer(t *testing.T) {
 	if got, want := arrivedAll(t, l), 40; got != want {
 		t.Errorf("%d big files after the resumed run, want %d", got, want)
 	}
-	if exists(filepath.Join(l.standby, "db1", "ff", "gone")) {
+	if testlab.Exists(filepath.Join(l.standby, "db1", "ff", "gone")) {
 		t.Errorf("the deletion was not applied by the successful run")
 	}
 	if n := l.summaryLines(t); n != 1 {

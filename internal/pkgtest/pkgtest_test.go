@@ -85,7 +85,7 @@ func TestPackage(t *testing.T) {
 		fresh(t)
 		aptInstall(t, deb)
 		checkInstalled(t, version, programs)
-		text := readFile(t, conf)
+		text := testlab.ReadFile(t, conf)
 		for _, want := range []string{`SYNCMODE="off"`, `SYNCSRC="NOT-SET"`} {
 			if !strings.Contains(text, "\n"+want+"\n") {
 				t.Errorf("%s lacks %s:\n%s", conf, want, text)
@@ -109,7 +109,7 @@ func TestPackage(t *testing.T) {
 		}
 		// What cron runs, while sync is off: exit 0, not a word.
 		for _, job := range []string{"/usr/bin/ot-attachments-sync", "/usr/bin/ot-sync-from-source"} {
-			if !exists(job) {
+			if !testlab.Exists(job) {
 				continue
 			}
 			if out, err := exec.Command(job, "--cron").CombinedOutput(); err != nil || len(out) > 0 {
@@ -122,10 +122,10 @@ func TestPackage(t *testing.T) {
 		files := installedFiles(t)
 		purge(t)
 		checkPurged(t, host, files)
-		if got := readFile(t, summaryLog); got != "2026-11-26 10:00:00 :  ot-write-summary\n" {
+		if got := testlab.ReadFile(t, summaryLog); got != "2026-11-26 10:00:00 :  ot-write-summary\n" {
 			t.Errorf("purge changed %s: %q", summaryLog, got)
 		}
-		if exists(knownHosts) {
+		if testlab.Exists(knownHosts) {
 			t.Errorf("purge left %s", knownHosts)
 		}
 		os.Remove(summaryLog)
@@ -145,17 +145,17 @@ func TestPackage(t *testing.T) {
 			operatorConf := "# edited by the operator\nSYNCMODE=\"on\"\nSYNCSRC=\"192.0.2.10\"\nREMOTEODOO=\"odoo\"\n" +
 				"SUMMARYFILE=\"" + summaryLog + "\"\n"
 			history := "2026-10-01 06:52:01 :  ot-sync-from-source\n2026-11-26 09:17:03 :  ot-attachments-sync\n"
-			writeFile(t, conf, operatorConf, 0o644)
-			writeFile(t, summaryLog, history, 0o644)
+			testlab.WriteFileMode(t, conf, operatorConf, 0o644)
+			testlab.WriteFileMode(t, summaryLog, history, 0o644)
 
 			aptInstall(t, deb)
 			if got := strings.TrimSpace(run(t, "dpkg-query", "--show", "--showformat", "${Version}", pkg)); got != version {
 				t.Fatalf("installed version %s, want %s", got, version)
 			}
-			if got := readFile(t, conf); got != operatorConf {
+			if got := testlab.ReadFile(t, conf); got != operatorConf {
 				t.Errorf("upgrade changed %s:\n%s", conf, got)
 			}
-			if got := readFile(t, summaryLog); got != history {
+			if got := testlab.ReadFile(t, summaryLog); got != history {
 				t.Errorf("upgrade changed %s: %q", summaryLog, got)
 			}
 			for _, f := range []string{oldHourly, oldMonthly} {
@@ -171,14 +171,14 @@ func TestPackage(t *testing.T) {
 			// in place, the rest of it kept.
 			run(t, "/usr/bin/ot-disable-sync")
 			want := strings.Replace(operatorConf, `SYNCMODE="on"`, `SYNCMODE="off"`, 1)
-			if got := readFile(t, conf); got != want {
+			if got := testlab.ReadFile(t, conf); got != want {
 				t.Errorf("ot-disable-sync rewrote %s as:\n%s", conf, got)
 			}
 
 			files := installedFiles(t)
 			purge(t)
 			checkPurged(t, host, files)
-			if got := readFile(t, summaryLog); got != history {
+			if got := testlab.ReadFile(t, summaryLog); got != history {
 				t.Errorf("purge changed %s: %q", summaryLog, got)
 			}
 			os.Remove(summaryLog)
@@ -195,7 +195,7 @@ func againstProduction(t *testing.T) {
 	testlab.Require(t, "rsync", "ssh-keyscan")
 	dir := t.TempDir()
 	standby, prod := filepath.Join(dir, "filestore"), filepath.Join(dir, "prod-filestore")
-	writeFile(t, filepath.Join(prod, "db1", "ab", "abcdef"), "attachment\n", 0o644)
+	testlab.WriteFileMode(t, filepath.Join(prod, "db1", "ab", "abcdef"), "attachment\n", 0o644)
 	if err := os.MkdirAll(standby, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func againstProduction(t *testing.T) {
 	fp := strings.Fields(run(t, "ssh-keygen", "-lf", p.KnownHosts))[1]
 
 	summary := filepath.Join(dir, "summary.log")
-	text := readFile(t, conf)
+	text := testlab.ReadFile(t, conf)
 	// Set each key as an operator would: on its line, uncommented.
 	for k, v := range map[string]string{
 		"SSH_PORT": fmt.Sprint(p.Port), "SSH_IDENTITY": p.KeyFile, "SSH_CONNECT_TIMEOUT": "5",
@@ -220,11 +220,11 @@ func againstProduction(t *testing.T) {
 		text = line.ReplaceAllLiteralString(text, k+`="`+v+`"`)
 	}
 	cfg := filepath.Join(dir, "ot-redundancy-sync.conf")
-	writeFile(t, cfg, text, 0o600)
+	testlab.WriteFileMode(t, cfg, text, 0o600)
 
 	run(t, "/usr/bin/ot-configure", "--config", cfg, "--yes", "--source", p.Addr, "--user", p.User,
 		"--trust-host-key", fp, "--enable")
-	got := readFile(t, cfg)
+	got := testlab.ReadFile(t, cfg)
 	for _, want := range []string{`SYNCMODE="on"`, `SYNCSRC="` + p.Addr + `"`} {
 		if !strings.Contains(got, "\n"+want+"\n") {
 			t.Errorf("after ot-configure, %s lacks %s:\n%s", cfg, want, got)
@@ -235,7 +235,7 @@ func againstProduction(t *testing.T) {
 		t.Errorf("ot-enable-sync: %q", out)
 	}
 	run(t, "/usr/bin/ot-connection-test", "--config", cfg)
-	if !exists("/usr/bin/ot-attachments-sync") {
+	if !testlab.Exists("/usr/bin/ot-attachments-sync") {
 		return
 	}
 	cmd := exec.Command("/usr/bin/ot-attachments-sync", "--config", cfg, "--cron")
@@ -245,8 +245,8 @@ func againstProduction(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(standby, "db1", "ab", "abcdef")); string(got) != "attachment\n" {
 		t.Errorf("the cron job did not copy production's filestore: %q", got)
 	}
-	if !strings.Contains(readFile(t, summary), ":  ot-attachments-sync") {
-		t.Errorf("no summary line for the cron job: %q", readFile(t, summary))
+	if !strings.Contains(testlab.ReadFile(t, summary), ":  ot-attachments-sync") {
+		t.Errorf("no summary line for the cron job: %q", testlab.ReadFile(t, summary))
 	}
 }
 
@@ -267,13 +267,13 @@ func checkHostIsClean(t *testing.T) hostState {
 		t.Fatalf("%s is %s on this host; the package test would replace it (purge it first)", pkg, s)
 	}
 	for _, f := range []string{conf, knownHosts, summaryLog, cronFile, "/etc/logrotate.d/ot-redundancy", oldHourly, oldMonthly} {
-		if exists(f) {
+		if testlab.Exists(f) {
 			t.Fatalf("%s exists on this host; the package test would remove it", f)
 		}
 	}
 	h := hostState{existed: map[string]bool{}}
 	for _, d := range touched {
-		h.existed[d] = exists(d)
+		h.existed[d] = testlab.Exists(d)
 	}
 	return h
 }
@@ -330,7 +330,7 @@ func copySource(t *testing.T) string {
 // changelogVersion is the version the package gets: the first changelog line's.
 func changelogVersion(t *testing.T, src string) string {
 	t.Helper()
-	first, _, _ := strings.Cut(readFile(t, filepath.Join(src, "debian/changelog")), "\n")
+	first, _, _ := strings.Cut(testlab.ReadFile(t, filepath.Join(src, "debian/changelog")), "\n")
 	m := regexp.MustCompile(`^ot-redundancy \(([^)]+)\)`).FindStringSubmatch(first)
 	if m == nil {
 		t.Fatalf("debian/changelog starts with %q", first)
@@ -366,7 +366,7 @@ func buildDeb(t *testing.T, src, version, arch string) string {
 	// clean first: the copy may hold a stamp of a build done in the tree.
 	run(t, "make", "-C", src, "clean", "deb", "DEB_DIR="+out, "GO="+goTool)
 	deb := filepath.Join(out, fmt.Sprintf("%s_%s_%s.deb", pkg, version, arch))
-	if !exists(deb) {
+	if !testlab.Exists(deb) {
 		t.Fatalf("make deb did not build %s", deb)
 	}
 	return deb
@@ -386,16 +386,16 @@ func buildOriginal(t *testing.T, cronConffiles bool, arch string) string {
 	if cronConffiles {
 		conffiles += oldHourly + "\n" + oldMonthly + "\n"
 	}
-	writeFile(t, filepath.Join(tree, "DEBIAN/control"), control, 0o644)
-	writeFile(t, filepath.Join(tree, "DEBIAN/conffiles"), conffiles, 0o644)
+	testlab.WriteFileMode(t, filepath.Join(tree, "DEBIAN/control"), control, 0o644)
+	testlab.WriteFileMode(t, filepath.Join(tree, "DEBIAN/conffiles"), conffiles, 0o644)
 	for _, p := range originalPrograms {
-		writeFile(t, filepath.Join(tree, "usr/bin", p), "#!/bin/bash\necho \"$0: the original script\"\n", 0o755)
+		testlab.WriteFileMode(t, filepath.Join(tree, "usr/bin", p), "#!/bin/bash\necho \"$0: the original script\"\n", 0o755)
 	}
-	writeFile(t, filepath.Join(tree, conf), "SYNCMODE=\"off\"\nSYNCSRC=\"NOT-SET\"\nREMOTEODOO=\"odoo\"\n"+
+	testlab.WriteFileMode(t, filepath.Join(tree, conf), "SYNCMODE=\"off\"\nSYNCSRC=\"NOT-SET\"\nREMOTEODOO=\"odoo\"\n"+
 		"SUMMARYFILE=\""+summaryLog+"\"\n", 0o644)
-	writeFile(t, filepath.Join(tree, oldHourly), "#!/bin/bash\not-attachments-sync\n", 0o755)
-	writeFile(t, filepath.Join(tree, oldMonthly), "#!/bin/bash\not-sync-from-source\n", 0o755)
-	writeFile(t, filepath.Join(tree, summaryLog), "", 0o644)
+	testlab.WriteFileMode(t, filepath.Join(tree, oldHourly), "#!/bin/bash\not-attachments-sync\n", 0o755)
+	testlab.WriteFileMode(t, filepath.Join(tree, oldMonthly), "#!/bin/bash\not-sync-from-source\n", 0o755)
+	testlab.WriteFileMode(t, filepath.Join(tree, summaryLog), "", 0o644)
 	deb := filepath.Join(dir, "ot-redundancy_0.5-3_"+arch+".deb")
 	run(t, "dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, deb)
 	return deb
@@ -415,7 +415,7 @@ func checkInstalled(t *testing.T, version string, programs []string) {
 		if err != nil || !strings.HasPrefix(string(out), "Usage: ") {
 			t.Errorf("%s --help: %v: %q", bin, err, out)
 		}
-		if !exists("/usr/share/man/man1/" + p + ".1.gz") {
+		if !testlab.Exists("/usr/share/man/man1/" + p + ".1.gz") {
 			t.Errorf("no man page for %s", p)
 		}
 		comp := "/usr/share/bash-completion/completions/" + p
@@ -438,7 +438,7 @@ func checkInstalled(t *testing.T, version string, programs []string) {
 			t.Errorf("%s is not a conffile:\n%s", f, conffiles)
 		}
 	}
-	cron := readFile(t, cronFile)
+	cron := testlab.ReadFile(t, cronFile)
 	for _, want := range []string{"root\ttest -x /usr/bin/ot-attachments-sync && ot-attachments-sync --cron\n",
 		"root\ttest -x /usr/bin/ot-sync-from-source && ot-sync-from-source --cron\n"} {
 		if !strings.Contains(cron, want) {
@@ -449,7 +449,7 @@ func checkInstalled(t *testing.T, version string, programs []string) {
 		state := filepath.Join(t.TempDir(), "state")
 		run(t, logrotate, "--debug", "--state", state, "/etc/logrotate.d/ot-redundancy")
 	}
-	if !exists(summaryLog) {
+	if !testlab.Exists(summaryLog) {
 		t.Errorf("no %s after install", summaryLog)
 	}
 	if strings.Contains(run(t, "dpkg-query", "--listfiles", pkg), summaryLog) {
@@ -517,31 +517,4 @@ func run(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String()
-}
-
-func readFile(t *testing.T, name string) string {
-	t.Helper()
-	data, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
-
-func writeFile(t *testing.T, name, text string, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(name, []byte(text), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(name, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func exists(name string) bool {
-	_, err := os.Lstat(name)
-	return err == nil
 }

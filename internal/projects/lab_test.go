@@ -69,8 +69,6 @@ func (f *fixture) backups(t *testing.T) []string {
 	return m
 }
 
-func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
-
 func TestSyncCopiesUpdatesAndKeepsStaleInBackup(t *testing.T) {
 	f := newFixture(t)
 	// Production: a new project with caches and a setuid file, an updated
@@ -103,7 +101,7 @@ func TestSyncCopiesUpdatesAndKeepsStaleInBackup(t *testing.T) {
 		t.Errorf("a.py = %q", got)
 	}
 	for _, p := range []string{"a-odoo/models/a.pyc", "a-odoo/models/__pycache__", "b-odoo/oldpkg", "b-odoo/gone.py", "stale-odoo", "unrelated"} {
-		if exists(filepath.Join(f.share, p)) {
+		if testlab.Exists(filepath.Join(f.share, p)) {
 			t.Errorf("%s exists on the standby", p)
 		}
 	}
@@ -113,7 +111,7 @@ func TestSyncCopiesUpdatesAndKeepsStaleInBackup(t *testing.T) {
 	if got := testlab.ReadFile(t, filepath.Join(f.share, "core-odoo", "odoo.py")); got != "local core\n" {
 		t.Errorf("excluded core-odoo touched: %q", got)
 	}
-	if !exists(filepath.Join(f.share, "mine", "y")) {
+	if !testlab.Exists(filepath.Join(f.share, "mine", "y")) {
 		t.Error("unrelated standby folder removed")
 	}
 	// Owner root, group ODOO_GROUP with write, no setuid.
@@ -172,7 +170,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if strings.Contains(out, "a.pyc") {
 		t.Error("dry run would copy a .pyc")
 	}
-	if exists(filepath.Join(f.share, "a-odoo")) || !exists(filepath.Join(f.share, "stale-odoo", "s.py")) || len(f.backups(t)) != 0 || f.summary(t) != "" {
+	if testlab.Exists(filepath.Join(f.share, "a-odoo")) || !testlab.Exists(filepath.Join(f.share, "stale-odoo", "s.py")) || len(f.backups(t)) != 0 || f.summary(t) != "" {
 		t.Error("dry run changed something")
 	}
 }
@@ -239,7 +237,7 @@ func TestNoListingRemovesNothing(t *testing.T) {
 			if code != tc.code || !strings.Contains(out, tc.msg) {
 				t.Fatalf("exit %d (want %d), output lacks %q", code, tc.code, tc.msg)
 			}
-			if !exists(filepath.Join(f.share, "stale-odoo", "s.py")) || exists(filepath.Join(f.share, "a-odoo")) {
+			if !testlab.Exists(filepath.Join(f.share, "stale-odoo", "s.py")) || testlab.Exists(filepath.Join(f.share, "a-odoo")) {
 				t.Error("the standby's projects changed")
 			}
 			if len(f.backups(t)) != 0 || f.summary(t) != "" {
@@ -260,7 +258,7 @@ func TestTransferFailureMovesNothing(t *testing.T) {
 	if code != cli.ExitFailure || !strings.Contains(out, "copying projects from "+f.lab.Addr+" failed: some files could not be transferred") || !strings.Contains(out, "no stale project was moved") {
 		t.Fatalf("exit %d", code)
 	}
-	if !exists(filepath.Join(f.share, "stale-odoo", "s.py")) || f.summary(t) != "" {
+	if !testlab.Exists(filepath.Join(f.share, "stale-odoo", "s.py")) || f.summary(t) != "" {
 		t.Errorf("stale project moved or summary written: %q", f.summary(t))
 	}
 }

@@ -132,9 +132,7 @@ func writableAt(b *testing.B, l *lab) time.Time {
 }
 
 // execTime reads when the lab's namespace script exec'd the command.
-func execTime(b *testing.B, l *lab) time.Time { return execTimeT(b, l) }
-
-func execTimeT(b testing.TB, l *lab) time.Time {
+func execTime(b testing.TB, l *lab) time.Time {
 	b.Helper()
 	data, err := os.ReadFile(filepath.Join(l.dir, "exec-time"))
 	if err != nil {

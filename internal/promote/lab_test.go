@@ -128,10 +128,10 @@ func newLabWith(t testing.TB, extra map[string]string, debian bool) *lab {
 	l.odooURL = fmt.Sprintf("http://127.0.0.1:%d/web/health", port)
 	l.reportDir = filepath.Join(l.dir, "reports")
 	for _, d := range []string{"init.d", "www/web", "systemd", "rc0.d", "rc1.d", "rc2.d", "rc3.d", "rc4.d", "rc5.d", "rc6.d", "rcS.d"} {
-		mkdir(t, filepath.Join(l.dir, d))
+		testlab.Mkdir(t, filepath.Join(l.dir, d))
 	}
-	write(t, filepath.Join(l.dir, "www/web/health"), `{"status": "pass"}`, 0o644)
-	write(t, filepath.Join(l.dir, "init.d", l.service), testlab.OdooInitScript(l.service, l.dir, port), 0o755)
+	testlab.WriteFile(t, filepath.Join(l.dir, "www/web/health"), `{"status": "pass"}`)
+	testlab.WriteFileMode(t, filepath.Join(l.dir, "init.d", l.service), testlab.OdooInitScript(l.service, l.dir, port), 0o755)
 	t.Cleanup(func() {
 		// The fake Odoo outlives the command; it keeps the namespace alive.
 		if b, err := os.ReadFile(filepath.Join(l.dir, "odoo.pid")); err == nil {
@@ -173,8 +173,8 @@ func newLabWith(t testing.TB, extra map[string]string, debian bool) *lab {
 	}
 	if debian {
 		root := filepath.Join(l.dir, "postgresql-common")
-		mkdir(t, filepath.Join(root, "15", "lab"))
-		write(t, filepath.Join(root, "15", "lab", "postgresql.conf"), fmt.Sprintf("data_directory = '%s'\nport = %d\nunix_socket_directories = '%s'\n",
+		testlab.Mkdir(t, filepath.Join(root, "15", "lab"))
+		testlab.WriteFileMode(t, filepath.Join(root, "15", "lab", "postgresql.conf"), fmt.Sprintf("data_directory = '%s'\nport = %d\nunix_socket_directories = '%s'\n",
 			l.standby.Data, l.standby.Port, l.standby.Socket), 0o644)
 		l.env = append(l.env, "PG_CLUSTER_CONF_ROOT="+root)
 		for _, k := range []string{"PG_DATA", "PG_BINDIR", "PG_HOST", "PG_PORT", "PG_OSUSER"} {
@@ -192,7 +192,7 @@ func newLabWith(t testing.TB, extra map[string]string, debian bool) *lab {
 		}
 	}
 	l.conf = filepath.Join(l.dir, "ot-redundancy-sync.conf")
-	write(t, l.conf, b.String(), 0o600)
+	testlab.WriteFileMode(t, l.conf, b.String(), 0o600)
 	return l
 }
 
@@ -380,18 +380,4 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func mkdir(t testing.TB, p string) {
-	t.Helper()
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func write(t testing.TB, p, s string, mode os.FileMode) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte(s), mode); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/syncmode"
+	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
 )
 
 func TestYes(t *testing.T) {
@@ -254,7 +255,7 @@ func TestOdooFailureThenRetry(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, map[string]string{"ODOO_TIMEOUT": "2"})
 	l.primary.Kill(t)
-	write(t, filepath.Join(l.dir, "odoo-fails"), "", 0o644)
+	testlab.WriteFile(t, filepath.Join(l.dir, "odoo-fails"), "")
 
 	res := l.run(t, input{}, "--yes")
 	if res.code != cli.ExitFailure || !strings.Contains(res.stderr, "PostgreSQL promoted, Odoo failed") || !strings.Contains(res.stderr, "broken addon") {
