@@ -25,7 +25,7 @@ DESTDIR ?=
 TEST_FLAGS ?= -count=1 -timeout 25m
 BENCH_FLAGS ?= -run '^$$' -bench . -benchtime 1x
 BUILD_FLAGS := -trimpath -buildvcs=false
-LDFLAGS := -s -w -X $(MODULE)/internal/cli.Version=$(VERSION)
+LDFLAGS := -s -w -X $(MODULE)/internal/core/cli.Version=$(VERSION)
 export CGO_ENABLED := 0
 
 .PHONY: help build docs install deb lint test vet bench demo clean

@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/aptsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/aptsync"
 )
 
 func main() { os.Exit(aptsync.Main(os.Args[1:])) }

@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/filestore"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/filestore"
 )
 
 func main() { os.Exit(filestore.Main(os.Args[1:])) }

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/confsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/confsync"
 )
 
 func main() { os.Exit(confsync.Main(os.Args[1:])) }

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/configure"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/configure"
 )
 
 func main() { os.Exit(configure.Main(os.Args[1:])) }

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/conntest"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/conntest"
 )
 
 func main() { os.Exit(conntest.Main(os.Args[1:])) }

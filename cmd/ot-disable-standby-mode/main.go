@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/promote"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/promote"
 )
 
 func main() { os.Exit(promote.Main(os.Args[1:])) }

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/syncmode"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/syncmode"
 )
 
 func main() { os.Exit(syncmode.EnableMain(os.Args[1:])) }

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/pipsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/pipsync"
 )
 
 func main() { os.Exit(pipsync.Main(os.Args[1:])) }

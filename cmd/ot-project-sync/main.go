@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/projects"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/projects"
 )
 
 func main() { os.Exit(projects.Main(os.Args[1:])) }

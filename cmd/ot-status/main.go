@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/status"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/status"
 )
 
 func main() { os.Exit(status.Main(os.Args[1:])) }

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/fullsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/fullsync"
 )
 
 func main() { os.Exit(fullsync.Main(os.Args[1:])) }

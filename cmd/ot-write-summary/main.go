@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/writesummary"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/writesummary"
 )
 
 func main() { os.Exit(writesummary.Main(os.Args[1:])) }

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// tb lets the demo use the test labs (internal/testlab, internal/pglab),
+// tb lets the demo use the test labs (internal/lab/prodlab, internal/lab/pglab),
 // which take a testing.TB: a failure panics with fatal, and main runs the
 // registered cleanups, newest first, before it exits. Only the methods the
 // labs call are implemented; the embedded nil TB panics on any other.

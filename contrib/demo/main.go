@@ -28,9 +28,9 @@ import (
 	"github.com/kballard/go-shellquote"
 	"golang.org/x/term"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/config"
-	"github.com/ot-redundancy/ot-redundancy/internal/pglab"
-	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 
 func main() {
@@ -87,7 +87,7 @@ type demo struct {
 	bin      string
 	dir      string
 	conf     string
-	prod     *testlab.Prod
+	prod     *prodlab.Prod
 	primary  *pglab.Cluster
 	standby  *pglab.Cluster
 	odoo     string // fake Odoo's directory (init script, pid file, web root)
@@ -257,7 +257,7 @@ func (d *demo) inOdooNamespace(cmd *exec.Cmd) *exec.Cmd {
 func (d *demo) setup() {
 	t := d.t
 	banner("setting up: a simulated production server and this standby, on this one machine")
-	testlab.Require(t, "rsync", "ssh-keyscan", "python3", "start-stop-daemon", "update-rc.d", "service")
+	prodlab.Require(t, "rsync", "ssh-keyscan", "python3", "start-stop-daemon", "update-rc.d", "service")
 	pglab.Require(t)
 	d.dir = t.TempDir()
 	must(t, os.Chmod(d.dir, 0o755)) // production's odoo user traverses it
@@ -282,7 +282,7 @@ func (d *demo) setup() {
 	write(t, filepath.Join(standby, "etc", "odoo", "odoo.conf"), "[options]\ndb_host = False\nworkers = 2\n")
 	fmt.Printf("production's files: %s (filestore with 5 attachments, project odoo-addons-acme, odoo.conf, nginx site)\n", prod)
 
-	d.prod = testlab.Start(t, testlab.Options{Binds: map[string]string{
+	d.prod = prodlab.Start(t, prodlab.Options{Binds: map[string]string{
 		filepath.Join(standby, "filestore"):                filepath.Join(prod, "filestore"),
 		filepath.Join(standby, "projects"):                 filepath.Join(prod, "projects"),
 		filepath.Join(standby, "etc", "odoo", "odoo.conf"): filepath.Join(prod, "odoo.conf"),
@@ -381,7 +381,7 @@ func (d *demo) fakeOdoo() {
 	}
 	write(t, filepath.Join(d.odoo, "www", "web", "health"), `{"status": "pass"}`+"\n")
 	port := freePort(t)
-	write(t, filepath.Join(d.odoo, "init.d", d.service), testlab.OdooInitScript(d.service, d.odoo, port))
+	write(t, filepath.Join(d.odoo, "init.d", d.service), prodlab.OdooInitScript(d.service, d.odoo, port))
 	must(t, os.Chmod(filepath.Join(d.odoo, "init.d", d.service), 0o755))
 	d.odooPort = port
 	t.Cleanup(func() {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/testlab"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 
 func fixture(t *testing.T) *Help {
@@ -73,7 +73,7 @@ func TestManRendersWithoutWarnings(t *testing.T) {
 		}
 	}
 	if _, err := exec.LookPath("groff"); err != nil {
-		testlab.Missing(t, "no groff to check the page with")
+		prodlab.Missing(t, "no groff to check the page with")
 	}
 	file := filepath.Join(t.TempDir(), "ot-probe.1")
 	os.WriteFile(file, []byte(page), 0o644)

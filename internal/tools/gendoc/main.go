@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 )
 
 func main() {

@@ -1,0 +1,213 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const original = `# ot-redundancy sync configuration
+SYNCMODE="on"  # flipped by ot-enable-sync
+SYNCSRC='prod.example.com'   # the production server
+
+REMOTEODOO=odoo
+SUMMARYFILE="/var/log/odoo/ot-redundancy-sync-timestamps.log"
+`
+
+func TestParseOriginal(t *testing.T) {
+	c, err := Parse("f", []byte(original))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{
+		"SYNCMODE": "on", "SYNCSRC": "prod.example.com", "REMOTEODOO": "odoo",
+		"SSH_PORT": "22", "FILESTORE": "/var/lib/odoo/.local/share/Odoo/filestore",
+	} {
+		if got := c.Get(key); got != want {
+			t.Errorf("%s = %q, want %q", key, got, want)
+		}
+	}
+	if !c.SyncOn() {
+		t.Error("SyncOn false for SYNCMODE=on")
+	}
+}
+
+func TestParseCRLFAndExport(t *testing.T) {
+	c, err := Parse("f", []byte("export SYNCMODE=\"on\"\r\nSYNCSRC=10.0.0.5\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Get("SYNCSRC") != "10.0.0.5" || !c.SyncOn() {
+		t.Fatalf("got %q %v", c.Get("SYNCSRC"), c.SyncOn())
+	}
+}
+
+func TestNoExpansion(t *testing.T) {
+	c, err := Parse("f", []byte(`FENCE_COMMAND="/usr/local/bin/fence \$HOST"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Command("FENCE_COMMAND"); len(got) != 2 || got[1] != "$HOST" {
+		t.Fatalf("argv %q", got)
+	}
+}
+
+func TestSyncModeOnlyExactlyOn(t *testing.T) {
+	for _, v := range []string{"", "ON", "yes", "on "} {
+		c, err := Parse("f", []byte("SYNCMODE="+Quote(v)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SyncOn() {
+			t.Errorf("SYNCMODE=%q counts as on", v)
+		}
+	}
+	c, _ := Parse("f", nil)
+	if c.SyncOn() {
+		t.Error("missing SYNCMODE counts as on")
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct{ text, want string }{
+		{"SYNCSRC=\"-oProxyCommand=touch /tmp/x\"", "f:1: SYNCSRC: host \"-oProxyCommand=touch /tmp/x\" starts with '-'"},
+		{"SYNCSRC=\"a b\"", "is not a host name"},
+		{"SYNCSRC=\"x;y\"", "is not a host name"},
+		{"SYNCSRC=\"$(id)\"", "is not a host name"},
+		{"REMOTEODOO=\"-l\"", "is not a user name"},
+		{"\nSYNCMOD=on", "f:2: unknown key SYNCMOD (did you mean SYNCMODE?)"},
+		{"SYNCMODE=on\nSYNCMODE=off", "f:2: SYNCMODE is set again (first set on line 1)"},
+		{"just words", "f:1: cannot parse"},
+		{"SYNCSRC=\"x", "unterminated double quote"},
+		{"SYNCSRC=a b", "quote values that hold spaces"},
+		{"SSH_PORT=70000", "port number"},
+		{"SUMMARYFILE=relative/path", "not an absolute path"},
+		{"PROJECTS_PATTERN=\"*odoo* -x\"", "not a plain word"},
+	}
+	for _, tc := range cases {
+		_, err := Parse("f", []byte(tc.text))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want error containing %q", tc.text, err, tc.want)
+		}
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Errorf("Parse(%q) error is not *config.Error", tc.text)
+		}
+	}
+}
+
+func TestSourceNotSet(t *testing.T) {
+	for _, text := range []string{"", `SYNCSRC="NOT-SET"`, `SYNCSRC=""`} {
+		c, err := Parse("f", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Source(); err == nil || !strings.Contains(err.Error(), "SYNCSRC is not set") {
+			t.Errorf("%q: Source() = %v", text, err)
+		}
+	}
+}
+
+func TestSaveKeepsCommentsOrderModeAndIsAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ot.conf")
+	if err := os.WriteFile(path, []byte(original), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set("SYNCMODE", "off"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set("PROMOTED", "yes"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save("SYNCMODE", "PROMOTED"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	want := strings.Replace(original, `SYNCMODE="on"  #`, `SYNCMODE="off"  #`, 1) + "PROMOTED=\"yes\"\n"
+	if string(got) != want {
+		t.Fatalf("file after Save:\n%s\nwant:\n%s", got, want)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temp files left behind: %v", entries)
+	}
+	c2, err := Load(path)
+	if err != nil || c2.SyncOn() || !c2.Promoted() {
+		t.Fatalf("reload: %v on=%v promoted=%v", err, c2.SyncOn(), c2.Promoted())
+	}
+}
+
+func TestSetRefusesBadValue(t *testing.T) {
+	c, _ := Parse("f", nil)
+	if err := c.Set("SYNCSRC", "-oProxyCommand=x"); err == nil {
+		t.Fatal("Set accepted an option-like host")
+	}
+}
+
+func TestQuoteRoundTrip(t *testing.T) {
+	for _, v := range []string{`plain`, `with "quotes"`, `dollar $HOME`, "back`tick`", `back\slash`} {
+		_, got, _, ok, err := parseLine("FENCE_COMMAND=" + Quote(v))
+		if err != nil || !ok || got != v {
+			t.Errorf("round trip of %q gave %q (%v)", v, got, err)
+		}
+	}
+}
+
+func TestLoadRefusesWorldWritableAndMissing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ot.conf")
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "file not found") {
+		t.Fatalf("missing file: %v", err)
+	}
+	os.WriteFile(path, []byte(original), 0o600)
+	os.Chmod(path, 0o666)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "writable by every user") {
+		t.Fatalf("world-writable file: %v", err)
+	}
+}
+
+func TestTemplateParsesToDefaults(t *testing.T) {
+	c, err := Parse("template", []byte(Template()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SyncOn() || c.Get("SYNCSRC") != NotSet {
+		t.Fatalf("template: SYNCMODE on=%v SYNCSRC=%q", c.SyncOn(), c.Get("SYNCSRC"))
+	}
+	for _, k := range Keys {
+		if err := Validate(k, k.Default); err != nil {
+			t.Errorf("default of %s invalid: %v", k.Name, err)
+		}
+		if !strings.Contains(Template(), k.Name+"=") {
+			t.Errorf("template lacks %s", k.Name)
+		}
+	}
+}
+
+// The README's configuration table documents every key with its default.
+func TestReadmeDocumentsEveryKey(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys {
+		d := k.Default
+		if d == "" {
+			d = "(empty)"
+		}
+		if row := "| `" + k.Name + "` | `" + d + "` |"; !strings.Contains(string(readme), row) {
+			t.Errorf("README lacks the row %q", row)
+		}
+	}
+}

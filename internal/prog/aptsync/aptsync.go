@@ -1,0 +1,362 @@
+// Package aptsync is ot-apt-sync: it installs on the standby every package
+// that production has marked manual and that is missing here, and marks it
+// manual here too, so that both machines' manual sets agree.
+//
+// Production's list is untrusted input: every line must be a Debian package
+// name (optionally ":arch") or the run is refused before apt sees anything.
+// apt-get runs unattended (DEBIAN_FRONTEND=noninteractive, local conffiles
+// kept), waits a bounded time for the dpkg lock, and gets "--" before names.
+//
+// Recommends follow apt's own setting (Debian installs them by default):
+// production's packages were installed that way, so the standby gets the same
+// recommended packages, unless APT::Install-Recommends says otherwise in the
+// standby's apt.conf.
+package aptsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
+)
+
+// Name is the command's name, as stamped in the summary file.
+const Name = "ot-apt-sync"
+
+// Options tune a sync. The zero value is what ot-apt-sync does.
+type Options struct {
+	// Config holds extra apt settings as "Key=Value", passed as "-o Key=Value"
+	// to every apt-get and apt-mark call. Tests give apt private lists and
+	// cache directories with it (Dir::State::Lists, Dir::Cache).
+	Config []string
+	// LockWait bounds the wait for the dpkg lock (DPkg::Lock::Timeout);
+	// zero means LOCK_WAIT seconds.
+	LockWait time.Duration
+}
+
+// CLI is ot-apt-sync's command line.
+type CLI struct {
+	cli.Globals
+	job.Flags
+}
+
+// Main is the program.
+func Main(args []string) int {
+	return cli.Main(Name, "Install on this standby every apt package that production has marked manual (apt-mark showmanual) and that is missing here, then mark them manual here. Packages matching APT_DENY are never installed.", args, &CLI{})
+}
+
+// Run runs the sync as a job.
+func (c *CLI) Run(env *cli.Env) error {
+	if c.Cron {
+		env.G.Quiet = true
+	}
+	return job.Sync(env, Name, c.Flags, func(j *job.Job) error { return Sync(j, Options{}) })
+}
+
+// Plan is what a sync will do.
+type Plan struct {
+	Production int               // manual packages on production
+	Denied     map[string]string // package -> the APT_DENY pattern it matched
+	Install    []string          // missing here
+	Mark       []string          // not manual here (includes Install)
+}
+
+// MakePlan compares production's manual packages with this machine's
+// installed and manual sets. Names are normalised for the native arch.
+func MakePlan(prod []string, native string, installed, manual map[string]bool, deny []string) Plan {
+	p := Plan{Production: len(prod), Denied: map[string]string{}}
+	seen := map[string]bool{}
+	for _, name := range prod {
+		name = normalize(name, native)
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if pat := Denied(name, deny); pat != "" {
+			p.Denied[name] = pat
+			continue
+		}
+		if !manual[name] {
+			p.Mark = append(p.Mark, name)
+		}
+		if !installed[name] {
+			p.Install = append(p.Install, name)
+		}
+	}
+	slices.Sort(p.Install)
+	slices.Sort(p.Mark)
+	return p
+}
+
+// Sync makes this machine's manual packages a superset of production's.
+func Sync(j *job.Job, opts Options) error {
+	ctx := j.Ctx
+	host := j.SSH.Host
+	out, err := j.Remote(ctx, "apt-mark", "showmanual")
+	if err != nil {
+		var ce *cli.Error
+		if errors.As(err, &ce) {
+			return err
+		}
+		return cli.Fail(cli.ExitFailure, "cannot list production's manual packages (apt-mark showmanual on "+host+"): "+run.Brief(err), "check apt on production; nothing was installed")
+	}
+	prod, err := ParseList(out)
+	if err != nil {
+		return cli.Fail(cli.ExitRefused, "apt-mark showmanual on "+host+" printed "+err.Error(), "nothing was installed; check production's package database")
+	}
+	if len(prod) == 0 {
+		return cli.Fail(cli.ExitFailure, "apt-mark showmanual on "+host+" listed no packages", "check apt on production; nothing was installed")
+	}
+	a := newApt(j, opts)
+	native, installed, manual, err := a.local(ctx)
+	if err != nil {
+		return err
+	}
+	p := MakePlan(prod, native, installed, manual, j.Cfg.Words("APT_DENY"))
+	for _, name := range slices.Sorted(maps.Keys(p.Denied)) {
+		j.Log.Debug().Str("package", name).Str("pattern", p.Denied[name]).Msg("skipped: APT_DENY")
+	}
+	if len(p.Mark) == 0 {
+		j.Printf("apt: all %d of production's manual packages are manual here (%d skipped by APT_DENY)\n", len(prod), len(p.Denied))
+		return nil
+	}
+	if j.G.DryRun {
+		return a.preview(ctx, p)
+	}
+	var missing []string
+	if len(p.Install) > 0 {
+		a.update(ctx)
+		if missing, err = a.install(ctx, p.Install); err != nil {
+			return err
+		}
+	}
+	mark := slices.DeleteFunc(slices.Clone(p.Mark), func(n string) bool { return slices.Contains(missing, n) })
+	if len(mark) > 0 {
+		if out, err := j.Runner.Run(ctx, a.step("mark production's manual packages manual here too", "apt-mark", append([]string{"manual", "--"}, mark...)...)); err != nil {
+			return a.explain(err, out, "apt-mark manual")
+		}
+	}
+	installedNow := slices.DeleteFunc(slices.Clone(p.Install), func(n string) bool { return slices.Contains(missing, n) })
+	if len(installedNow) > 0 {
+		j.Printf("apt: installed %d package(s) from production's manual set: %s\n", len(installedNow), strings.Join(installedNow, " "))
+	}
+	if len(mark) > len(installedNow) {
+		j.Printf("apt: marked %d installed package(s) manual\n", len(mark)-len(installedNow))
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's package(s) %s not available from this standby's apt sources", strings.Join(missing, ", ")), "add the repository (ot-conf-sync copies production's apt sources), or add the name to APT_DENY")
+	}
+	return nil
+}
+
+// apt builds and runs this machine's apt-get and apt-mark commands.
+type apt struct {
+	j        *job.Job
+	lockWait time.Duration
+	config   []string // "-o" settings, in order
+}
+
+func newApt(j *job.Job, opts Options) *apt {
+	wait := opts.LockWait
+	if wait <= 0 {
+		wait = time.Duration(j.Cfg.Int("LOCK_WAIT")) * time.Second
+	}
+	secs := int((wait + time.Second - 1) / time.Second)
+	cfg := []string{"DPkg::Lock::Timeout=" + strconv.Itoa(secs)}
+	// A standby whose apt configuration lives elsewhere (APT_DIR) reads its
+	// configuration from there: that is where ot-conf-sync puts production's
+	// (sources, trusted keys, preferences), as ot-conf-sync's update does.
+	if dir := filepath.Clean(j.Cfg.Get("APT_DIR")); dir != "/etc/apt" {
+		cfg = append(cfg, "Dir::Etc="+dir+"/")
+	}
+	return &apt{j: j, lockWait: time.Duration(secs) * time.Second, config: append(cfg, opts.Config...)}
+}
+
+func (a *apt) argv(tool string, args ...string) []string {
+	argv := []string{tool}
+	for _, kv := range a.config {
+		argv = append(argv, "-o", kv)
+	}
+	return append(argv, args...)
+}
+
+// unattended are apt-get's settings for a run nobody watches: keep local
+// conffiles (and take the maintainer's where there is no local change), no
+// pseudo-terminal progress in logs.
+var unattended = []string{"-y", "-q", "-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Use-Pty=0"}
+
+var aptEnv = []string{"DEBIAN_FRONTEND=noninteractive", "APT_LISTCHANGES_FRONTEND=none"}
+
+func (a *apt) step(what, tool string, args ...string) run.Step {
+	s := run.Step{What: what, Argv: a.argv(tool, args...), Changes: true, Env: aptEnv, Timeout: time.Hour + a.lockWait}
+	if a.j.G.Verbose {
+		s.Stdout = a.j.Stderr
+	}
+	return s
+}
+
+func (a *apt) installArgv(names []string, simulate bool) []string {
+	args := slices.Clone(unattended)
+	if simulate {
+		args = append(args, "-s")
+	}
+	args = append(append(args, "install", "--"), names...)
+	return a.argv("apt-get", args...)
+}
+
+// local returns the native architecture and the installed and manual sets.
+func (a *apt) local(ctx context.Context) (string, map[string]bool, map[string]bool, error) {
+	r := a.j.Runner
+	out, err := r.Query(ctx, "dpkg", "--print-architecture")
+	if err != nil {
+		return "", nil, nil, cli.Fail(cli.ExitFailure, "cannot ask dpkg for this machine's architecture: "+err.Error(), "is this a Debian system?")
+	}
+	native := strings.TrimSpace(string(out))
+	out, err = r.Query(ctx, "dpkg-query", "-W", "-f", "${Package}\t${Architecture}\t${db:Status-Abbrev}\n")
+	if err != nil {
+		return "", nil, nil, cli.Fail(cli.ExitFailure, "cannot list this machine's packages: "+err.Error(), "check dpkg here")
+	}
+	installed := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) == 3 && len(f[2]) >= 2 && f[2][1] == 'i' {
+			installed[normalize(f[0]+":"+f[1], native)] = true
+		}
+	}
+	out, err = r.Query(ctx, a.argv("apt-mark", "showmanual")...)
+	if err != nil {
+		return "", nil, nil, cli.Fail(cli.ExitFailure, "cannot list this machine's manual packages: "+err.Error(), "check apt here")
+	}
+	manual := map[string]bool{}
+	for _, name := range strings.Fields(string(out)) {
+		manual[normalize(name, native)] = true
+	}
+	return native, installed, manual, nil
+}
+
+// update refreshes the package lists, so that a repository production added
+// (and ot-conf-sync copied) is known. A failed update is only a warning: the
+// install that follows names what it cannot find.
+func (a *apt) update(ctx context.Context) {
+	s := a.step("refresh the package lists (sources may have come from production)", "apt-get", "-q", "update")
+	if _, err := a.j.Runner.Run(ctx, s); err != nil {
+		a.j.Log.Warn().Err(err).Msg("apt-get update failed; installing from the lists at hand")
+	}
+}
+
+// install installs names. Packages apt cannot find are returned (and the
+// rest installed anyway); any other failure is an error.
+func (a *apt) install(ctx context.Context, names []string) (missing []string, err error) {
+	for len(names) > 0 {
+		s := a.step("install production's manual packages missing here", "apt-get")
+		s.Argv = a.installArgv(names, false)
+		var out []byte
+		out, err = a.j.Runner.Run(ctx, s)
+		if err == nil {
+			return missing, nil
+		}
+		unknown := Unknown(stderrOf(err))
+		if len(unknown) == 0 {
+			return missing, a.explain(err, out, "apt-get install")
+		}
+		n := len(names)
+		names = slices.DeleteFunc(slices.Clone(names), func(name string) bool { return slices.Contains(unknown, name) })
+		if len(names) == n { // not one of ours: no progress
+			return missing, a.explain(err, out, "apt-get install")
+		}
+		missing = append(missing, unknown...)
+	}
+	return missing, nil
+}
+
+// preview prints the plan and apt-get's own simulation of the install.
+func (a *apt) preview(ctx context.Context, p Plan) error {
+	j := a.j
+	j.Printf("# apt: production has %d manual packages (%d skipped by APT_DENY)\n", p.Production, len(p.Denied))
+	j.Printf("# apt: to install (%d): %s\n", len(p.Install), strings.Join(p.Install, " "))
+	j.Printf("# apt: to mark manual (%d): %s\n", len(p.Mark), strings.Join(p.Mark, " "))
+	if len(p.Install) > 0 {
+		j.Runner.Print(a.step("refresh the package lists", "apt-get", "-q", "update"))
+		s := a.step("install production's manual packages missing here", "apt-get")
+		s.Argv = a.installArgv(p.Install, false)
+		j.Runner.Print(s)
+	}
+	j.Runner.Print(a.step("mark production's manual packages manual here too", "apt-mark", append([]string{"manual", "--"}, p.Mark...)...))
+	if len(p.Install) == 0 {
+		return nil
+	}
+	j.Printf("# apt-get's simulation (with the lists at hand; no update ran):\n")
+	out, err := j.Runner.Query(ctx, a.installArgv(p.Install, true)...)
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(line, "Inst ") || strings.HasPrefix(line, "Conf ") || strings.HasPrefix(line, "Remv ") {
+			j.Printf("#   %s\n", line)
+		}
+	}
+	if err != nil {
+		if unknown := Unknown(stderrOf(err)); len(unknown) > 0 {
+			j.Log.Warn().Msgf("apt-get cannot find %s in the current lists (the real run updates them first)", strings.Join(unknown, ", "))
+			return nil
+		}
+		return a.explain(err, out, "apt-get -s install")
+	}
+	return nil
+}
+
+func stderrOf(err error) string {
+	var re *run.Error
+	if errors.As(err, &re) {
+		return re.Stderr
+	}
+	return ""
+}
+
+var (
+	unknownRE = regexp.MustCompile(`(?m)^E: (?:Unable to locate package (\S+)|Package '([^']+)' has no installation candidate)`)
+	lockRE    = regexp.MustCompile(`Could not get lock (\S+?)\.? It is held by process (\d+)(?: \(([^)]*)\))?`)
+	lockRE2   = regexp.MustCompile(`Unable to acquire the dpkg frontend lock \(([^)\s]+)\)|Unable to lock directory (\S+)|Could not get lock (\S+?)\.?\s*$`)
+)
+
+// Unknown returns the packages apt-get's stderr says it cannot install.
+func Unknown(stderr string) []string {
+	var names []string
+	for _, m := range unknownRE.FindAllStringSubmatch(stderr, -1) {
+		n := m[1] + m[2]
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// explain turns an apt failure into one line; a held lock names the lock,
+// its holder and how long we waited.
+func (a *apt) explain(err error, stdout []byte, what string) error {
+	// apt names the lock's holder in its progress output, on stdout.
+	stderr := stderrOf(err) + "\n" + string(stdout)
+	if m := lockRE.FindStringSubmatch(stderr); m != nil {
+		holder := "process " + m[2]
+		if m[3] != "" {
+			holder += " (" + m[3] + ")"
+		}
+		return &cli.Error{Code: cli.ExitFailure, Err: err,
+			Msg:  fmt.Sprintf("%s: the lock %s is held by %s; gave up after waiting %s", what, m[1], holder, a.lockWait),
+			Hint: "let that finish, then run " + Name + " again (LOCK_WAIT sets the wait)"}
+	}
+	if m := lockRE2.FindStringSubmatch(stderr); m != nil {
+		return &cli.Error{Code: cli.ExitFailure, Err: err,
+			Msg:  fmt.Sprintf("%s: cannot get the lock %s after waiting %s", what, m[1]+m[2]+m[3], a.lockWait),
+			Hint: "let the other apt or dpkg run finish, then run " + Name + " again"}
+	}
+	return &cli.Error{Code: cli.ExitFailure, Err: err, Msg: what + " failed: " + err.Error(), Hint: "run it by hand to see apt's full output"}
+}

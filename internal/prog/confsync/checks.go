@@ -1,0 +1,271 @@
+package confsync
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
+)
+
+// nginxPath finds nginx, also where cron's PATH does not look.
+func nginxPath() string {
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/sbin/nginx", "/sbin/nginx"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// nginxTest runs nginx -t on NGINX_DIR/nginx.conf, when nginx is installed.
+// "-e stderr" keeps nginx from opening its compiled-in error log first.
+func (s *syncer) nginxTest() error {
+	j := s.j
+	conf := filepath.Join(filepath.Clean(j.Cfg.Get("NGINX_DIR")), "nginx.conf")
+	nginx := nginxPath()
+	if _, err := os.Stat(conf); nginx == "" || err != nil {
+		j.Log.Debug().Str("conf", conf).Msg("nginx is not installed here: its configuration is not tested")
+		return nil
+	}
+	// A dry run prints the test: the synced files it would check are not there yet.
+	_, err := j.Runner.Run(j.Ctx, run.Step{What: "test the new nginx configuration", Argv: []string{nginx, "-t", "-q", "-e", "stderr", "-c", conf}, Changes: true, Timeout: time.Minute})
+	if err != nil {
+		return fmt.Errorf("nginx -t failed after syncing %s: %s", filepath.Dir(conf), lastLine(err))
+	}
+	return nil
+}
+
+// aptUpdate runs apt-get update with the synced sources.
+func (s *syncer) aptUpdate() error {
+	j := s.j
+	argv := []string{"apt-get", "-q", "update", "-o", "Dir::Etc=" + filepath.Clean(j.Cfg.Get("APT_DIR")) + "/"}
+	for _, kv := range s.opts.AptConfig {
+		argv = append(argv, "-o", kv)
+	}
+	_, err := j.Runner.Run(j.Ctx, run.Step{What: "read the package lists of the new apt sources", Argv: argv, Changes: true, Timeout: 10 * time.Minute, Env: []string{"LC_ALL=C"}})
+	if err != nil {
+		return fmt.Errorf("apt-get update failed after syncing %s: %s", j.Cfg.Get("APT_DIR"), lastLine(err))
+	}
+	return nil
+}
+
+// nginxPrefix is the "2026/01/02 03:04:05 [emerg] 12#12: " of nginx's messages.
+var nginxPrefix = regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: `)
+
+func lastLine(err error) string {
+	var re *run.Error
+	if errors.As(err, &re) && strings.TrimSpace(re.Stderr) != "" {
+		lines := strings.Split(strings.TrimSpace(re.Stderr), "\n")
+		for i := len(lines) - 1; i >= 0; i-- {
+			// apt ends with a generic summary; nginx with "test failed".
+			l := strings.TrimSpace(lines[i])
+			if l != "" && !strings.Contains(l, "Some index files failed") && !strings.HasSuffix(l, "test failed") {
+				return nginxPrefix.ReplaceAllString(l, "")
+			}
+		}
+	}
+	return err.Error()
+}
+
+// aptRelease refuses production's apt sources when they name another
+// release than this machine's.
+func (s *syncer) aptRelease(trees []*staged) error {
+	local := osCodename(s.opts.OSRelease)
+	if local == "" {
+		s.j.Log.Warn().Msg("this machine's release is unknown (no VERSION_CODENAME in /etc/os-release): production's apt sources are not checked against it")
+		return nil
+	}
+	for _, st := range trees {
+		if other, file := otherRelease(st.copy, local); other != "" {
+			return cli.Fail(cli.ExitRefused, fmt.Sprintf("production's apt sources name release %q (%s), this machine runs %q", other, file, local), "upgrade one machine so both run the same release; /etc/apt was not changed")
+		}
+	}
+	return nil
+}
+
+// osCodename reads VERSION_CODENAME from an os-release file.
+func osCodename(path string) string {
+	if path == "" {
+		path = "/etc/os-release"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VERSION_CODENAME="); ok {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	return ""
+}
+
+// releases are Debian and Ubuntu code names. A suite names a release when
+// its part before '-' or '/' is one ("bookworm-updates", "bookworm/updates",
+// "bookworm-pgdg"). Suites like "stable" or "./" name none.
+var releases = strings.Fields(`hamm slink potato woody sarge etch lenny squeeze wheezy jessie stretch
+	buster bullseye bookworm trixie forky duke sid
+	trusty xenial bionic cosmic disco eoan focal groovy hirsute impish jammy kinetic lunar mantic
+	noble oracular plucky questing resolute`)
+
+// otherRelease returns the first release other than local that an enabled
+// source in the apt directory dir names, and the file naming it.
+func otherRelease(dir, local string) (release, file string) {
+	files := []string{filepath.Join(dir, "sources.list")}
+	lists, _ := filepath.Glob(filepath.Join(dir, "sources.list.d", "*.list"))
+	deb822, _ := filepath.Glob(filepath.Join(dir, "sources.list.d", "*.sources"))
+	files = append(files, lists...)
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		for _, suite := range listSuites(string(data)) {
+			if r := suiteRelease(suite); r != "" && r != local {
+				return r, filepath.Base(f)
+			}
+		}
+	}
+	for _, f := range deb822 {
+		data, _ := os.ReadFile(f)
+		for _, suite := range deb822Suites(string(data)) {
+			if r := suiteRelease(suite); r != "" && r != local {
+				return r, filepath.Base(f)
+			}
+		}
+	}
+	return "", ""
+}
+
+func suiteRelease(suite string) string {
+	base, _, _ := strings.Cut(suite, "/")
+	base, _, _ = strings.Cut(base, "-")
+	if slices.Contains(releases, base) {
+		return base
+	}
+	return ""
+}
+
+// listSuites returns the suites of one-line-style sources:
+// "deb [options] URI SUITE [COMPONENT...]".
+func listSuites(text string) []string {
+	var suites []string
+	for _, line := range strings.Split(text, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		f := strings.Fields(line)
+		if len(f) < 3 || (f[0] != "deb" && f[0] != "deb-src") {
+			continue
+		}
+		f = f[1:]
+		if strings.HasPrefix(f[0], "[") {
+			for len(f) > 0 && !strings.HasSuffix(f[0], "]") {
+				f = f[1:]
+			}
+			if len(f) > 0 {
+				f = f[1:]
+			}
+		}
+		if len(f) >= 2 {
+			suites = append(suites, f[1])
+		}
+	}
+	return suites
+}
+
+// deb822Suites returns the Suites of the enabled stanzas of a .sources file.
+func deb822Suites(text string) []string {
+	var suites []string
+	for _, stanza := range strings.Split(strings.ReplaceAll(text, "\r", ""), "\n\n") {
+		var these []string
+		enabled := true
+		for _, line := range strings.Split(stanza, "\n") {
+			if strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			switch strings.ToLower(strings.TrimSpace(k)) {
+			case "suites":
+				these = strings.Fields(v)
+			case "enabled":
+				enabled = strings.TrimSpace(strings.ToLower(v)) != "no"
+			}
+		}
+		if enabled {
+			suites = append(suites, these...)
+		}
+	}
+	return suites
+}
+
+// odooWarn warns when the synced odoo.conf's db_host names production: a
+// promoted standby would then write to the old production's database.
+func (s *syncer) odooWarn(trees []*staged) {
+	data, err := os.ReadFile(trees[0].copy)
+	if err != nil {
+		return
+	}
+	host := dbHost(string(data))
+	if host == "" {
+		return
+	}
+	if sameHost(s.j.Ctx, host, s.j.SSH.Host) {
+		s.j.Log.Warn().Msgf("%s sets db_host = %s, which is production (%s): once this standby is promoted, Odoo would still use the old production's database; make db_host local (or empty) on the standby after promotion", trees[0].path, host, s.j.SSH.Host)
+	}
+}
+
+// dbHost returns odoo.conf's db_host, or "" when unset or local.
+func dbHost(text string) string {
+	for _, line := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) != "db_host" {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch strings.ToLower(v) {
+		case "", "false", "none", "localhost", "127.0.0.1", "::1":
+			return ""
+		}
+		return v
+	}
+	return ""
+}
+
+// sameHost reports whether a and b name the same machine, by name or by an
+// address they share.
+func sameHost(ctx context.Context, a, b string) bool {
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	addrs := func(h string) []string {
+		if net.ParseIP(h) != nil {
+			return []string{net.ParseIP(h).String()}
+		}
+		out, _ := net.DefaultResolver.LookupHost(ctx, h)
+		return out
+	}
+	bs := addrs(b)
+	for _, x := range addrs(a) {
+		if slices.Contains(bs, x) {
+			return true
+		}
+	}
+	return false
+}

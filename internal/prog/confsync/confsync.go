@@ -1,0 +1,165 @@
+// Package confsync is ot-conf-sync: it copies a selection of configuration
+// from production (CONF_SYNC: odoo, nginx, apt) to the same paths here.
+//
+// Each set is first fetched into a private staging folder over the run's
+// one ssh connection and checked there (symlinks must stay inside the set,
+// production's copy must not be empty, apt sources must name this
+// machine's release). Only a set that differs is installed: the standby's
+// current copy is kept under BACKUP_DIR/<timestamp>/<path> first, then one
+// local rsync per path makes it equal to the staged copy. nginx -t (when
+// nginx is installed) and apt-get update check the result; when they fail
+// the set is restored from the backup and the command fails.
+package confsync
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/projects"
+)
+
+// Name is the command's name, as stamped in the summary file.
+const Name = "ot-conf-sync"
+
+// Options tune a sync; the zero value is the default.
+type Options struct {
+	Quiet bool // print no summary lines (cron)
+	// AptConfig holds extra apt settings "Key=Value", passed as "-o
+	// Key=Value" to apt-get update. Tests give apt private lists and cache
+	// directories with it (Dir::State::Lists, Dir::Cache); APT_DIR is
+	// always passed as Dir::Etc.
+	AptConfig []string
+	// OSRelease names this machine's release (VERSION_CODENAME); "" means
+	// /etc/os-release.
+	OSRelease string
+}
+
+// CLI is ot-conf-sync's command line.
+type CLI struct {
+	cli.Globals
+	job.Flags
+}
+
+// Main is the program.
+func Main(args []string) int {
+	return cli.Main(Name, "Copy configuration from production (CONF_SYNC: odoo.conf, nginx sites-available and sites-enabled, /etc/apt), keeping what it replaces under BACKUP_DIR; nginx -t and apt-get update check the result, and a failed check restores the previous files.", args, &CLI{})
+}
+
+// Run runs the sync as a job (root, lock, ssh master, summary line).
+func (c *CLI) Run(env *cli.Env) error {
+	return job.Sync(env, Name, c.Flags, func(j *job.Job) error {
+		return Sync(j, Options{Quiet: c.Cron})
+	})
+}
+
+// Sets are the configuration sets CONF_SYNC may name, in the order synced.
+var Sets = []string{"odoo", "nginx", "apt"}
+
+// Sync copies every configured set. A failing set does not stop the others
+// (they are independent, and the standby should lose as little as it can),
+// as in ot-sync-from-source; the run fails if any set failed.
+func Sync(j *job.Job, opts Options) error {
+	names := j.Cfg.Words("CONF_SYNC")
+	for _, n := range names {
+		if !slices.Contains(Sets, n) {
+			return cli.Fail(cli.ExitConfig, fmt.Sprintf("CONF_SYNC in %s names %q", j.Cfg.Path, n), "use some of: "+strings.Join(Sets, " "))
+		}
+	}
+	stage, err := os.MkdirTemp("", "ot-conf-sync-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage)
+	s := &syncer{j: j, opts: opts, stage: stage,
+		backup: filepath.Join(j.Cfg.Get("BACKUP_DIR"), j.Start.Format(projects.StampFormat)),
+		own:    ownFiles(j)}
+	var failed []string
+	var errs []error
+	for _, name := range Sets {
+		if !slices.Contains(names, name) {
+			continue
+		}
+		set, err := s.set(name)
+		if err == nil {
+			err = s.sync(set)
+		}
+		if err == nil {
+			continue
+		}
+		if j.Ctx.Err() != nil {
+			return err
+		}
+		failed, errs = append(failed, name), append(errs, err)
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	code, _ := cli.Describe(errs[0]) // the sets' common exit status, else 1
+	for i, err := range errs {
+		c, line := cli.Describe(err)
+		fmt.Fprintf(j.Stderr, "%s: error: %s: %s\n", Name, failed[i], line)
+		if c != code {
+			code = cli.ExitFailure
+		}
+	}
+	return cli.Fail(code, fmt.Sprintf("%d configuration sets failed: %s", len(errs), strings.Join(failed, ", ")), "see the errors above, fix them and run "+Name+" again")
+}
+
+// ownFiles are the suite's own files, never synced from production.
+func ownFiles(j *job.Job) []string {
+	own := []string{j.Cfg.Path, j.Cfg.Get("SSH_KNOWN_HOSTS"), j.Cfg.Get("SSH_IDENTITY"), "/etc/odoo/ot-redundancy-sync.conf"}
+	for i, p := range own {
+		if abs, err := filepath.Abs(p); err == nil {
+			own[i] = abs
+		}
+	}
+	return own
+}
+
+// set describes one configuration set.
+func (s *syncer) set(name string) (set, error) {
+	cfg := s.j.Cfg
+	switch name {
+	case "odoo":
+		conf := filepath.Clean(cfg.Get("ODOO_CONF"))
+		if slices.Contains(s.own, conf) {
+			return set{}, cli.Fail(cli.ExitConfig, "ODOO_CONF "+conf+" is the suite's own file, which is never synced", "point ODOO_CONF at Odoo's configuration file")
+		}
+		chown, chmod := odooOwner(conf, cfg.Get("ODOO_USER"), cfg.Get("ODOO_GROUP"))
+		return set{name: name, trees: []tree{{path: conf, chown: chown, chmod: chmod}}, after: s.odooWarn}, nil
+	case "nginx":
+		dir := filepath.Clean(cfg.Get("NGINX_DIR"))
+		t := func(sub string) tree {
+			return tree{path: filepath.Join(dir, sub), dir: true, chown: "root:root", chmod: etcChmod, links: []string{dir}}
+		}
+		return set{name: name, trees: []tree{t("sites-available"), t("sites-enabled")}, check: s.nginxTest}, nil
+	default: // apt
+		dir := filepath.Clean(cfg.Get("APT_DIR"))
+		return set{name: name, trees: []tree{{path: dir, dir: true, chown: "root:root", chmod: etcChmod, links: []string{dir, "/usr/share/keyrings"}}},
+			before: s.aptRelease, check: s.aptUpdate}, nil
+	}
+}
+
+// etcChmod: production's modes, minus setuid/setgid and group/other write.
+const etcChmod = "ug-s,go-w"
+
+// odooOwner keeps the standby's owner and mode of odoo.conf; a new one is
+// ODOO_USER:ODOO_GROUP, mode 0640 (it holds database passwords).
+func odooOwner(conf, user, group string) (chown, chmod string) {
+	chown, chmod = user+":"+group, "F640"
+	if fi, err := os.Stat(conf); err == nil {
+		if u, g, ok := owner(fi); ok {
+			chown = u + ":" + g
+		}
+		chmod = fmt.Sprintf("F%o", fi.Mode().Perm())
+	}
+	return chown, chmod
+}

@@ -1,0 +1,381 @@
+// Package filestore is ot-attachments-sync: it mirrors production's Odoo
+// filestore into the standby's with one rsync pass over the run's ssh
+// connection, then removes what production no longer has.
+//
+// Safe by construction (docs/filestore.md explains the choices):
+//   - production's filestore missing, unreadable or empty stops the run
+//     before rsync starts (a guard runs on production in rsync's place);
+//     a transfer that fails deletes nothing;
+//   - the transfer never deletes: rsync writes each file to a temporary
+//     name and renames it whole, so the standby only ever gains complete
+//     files, and a cut run keeps every file that arrived;
+//   - rsync's --delete --max-delete=0 --debug=del2 deletes nothing but
+//     names every entry --delete would remove, as rsync's generator decides
+//     it against the file list it just transferred (pending.go): no second
+//     listing of production, no walk of the standby. Deletions above
+//     MAX_DELETE_PERCENT of the standby's files are refused unless --force,
+//     and applied last;
+//   - files are owned by ODOO_USER:ODOO_GROUP, lose setuid/setgid bits, and
+//     device files, special files and symlinks leaving the tree are skipped.
+//
+// A run is one rsync pass, as bare `rsync -a --delete` is; our process
+// keeps rsync's statistics and the names to delete (at most 65,536 of them;
+// beyond, rsync deletes in a second pass).
+package filestore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kballard/go-shellquote"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/rsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
+)
+
+// Name is the command's name, as stamped in the summary file.
+const Name = "ot-attachments-sync"
+
+// ioTimeout is rsync's --timeout: a transfer with no data for this long (a
+// frozen remote rsync, a dead link) stops with exit 30.
+const ioTimeout = 120
+
+// Options changes what Sync does. The zero value is the default.
+type Options struct {
+	Force bool // apply deletions even above MAX_DELETE_PERCENT
+}
+
+// CLI is ot-attachments-sync's command line.
+type CLI struct {
+	cli.Globals
+	job.Flags
+	Force bool `help:"Delete even when more than MAX_DELETE_PERCENT of the standby's files would go (production really lost them)."`
+}
+
+// Main is ot-attachments-sync.
+func Main(args []string) int {
+	return cli.MainWith(Name, "Mirror production's Odoo filestore (FILESTORE) into the standby's: new and changed files are copied, then files gone from production are deleted.", exitText(), args, &CLI{})
+}
+
+// exitText is the common EXIT STATUS with what 8 means here: deletions are
+// decided after the copy, so new files may have arrived, but none went.
+func exitText() string {
+	return strings.Replace(cli.ExitStatusText(), "a safety check refused; nothing was changed",
+		"refused: more deletions than MAX_DELETE_PERCENT allows; nothing was deleted", 1)
+}
+
+// Run runs the sync as a job: lock, one ssh connection, summary line.
+func (c *CLI) Run(env *cli.Env) error {
+	return job.Sync(env, Name, c.Flags, func(j *job.Job) error {
+		return Sync(j, Options{Force: c.Force})
+	})
+}
+
+// syncer is one filestore sync in progress.
+type syncer struct {
+	j       *job.Job
+	opts    Options
+	root    string // FILESTORE, the same path on both machines
+	owner   string // ODOO_USER:ODOO_GROUP
+	maxPct  int
+	timeout time.Duration
+}
+
+// Sync mirrors production's filestore into the standby's, inside a job
+// (ot-sync-from-source calls it inside its own). In a dry run it prints what
+// would be added, changed and deleted, and the rsync command.
+func Sync(j *job.Job, opts Options) error {
+	s := &syncer{
+		j:       j,
+		opts:    opts,
+		root:    filepath.Clean(j.Cfg.Get("FILESTORE")),
+		owner:   j.Cfg.Get("ODOO_USER") + ":" + j.Cfg.Get("ODOO_GROUP"),
+		maxPct:  j.Cfg.Int("MAX_DELETE_PERCENT"),
+		timeout: time.Duration(j.Cfg.Int("FILESTORE_TIMEOUT")) * time.Second,
+	}
+	if s.timeout <= 0 {
+		s.timeout = time.Hour
+	}
+	if err := s.checkLocal(); err != nil {
+		return err
+	}
+	if j.G.DryRun {
+		return s.preview()
+	}
+	return s.sync()
+}
+
+// checkLocal refuses to start when the standby cannot receive the files.
+func (s *syncer) checkLocal() error {
+	for _, k := range []string{"ODOO_USER", "ODOO_GROUP"} {
+		v := s.j.Cfg.Get(k)
+		var err error
+		if k == "ODOO_USER" {
+			_, err = user.Lookup(v)
+		} else {
+			_, err = user.LookupGroup(v)
+		}
+		if err != nil {
+			return cli.Fail(cli.ExitConfig, fmt.Sprintf("%s %q does not exist on this machine (%s)", k, v, s.j.Cfg.Path), "install Odoo first, or set "+k+" to the user Odoo runs as")
+		}
+	}
+	parent := filepath.Dir(s.root)
+	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("the standby's %s does not exist, so FILESTORE %s cannot be created", parent, s.root), "install Odoo on the standby, or fix FILESTORE in "+s.j.Cfg.Path)
+	}
+	if fi, err := os.Stat(s.root); err == nil && !fi.IsDir() {
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("the standby's FILESTORE %s is not a directory", s.root), "move it away or fix FILESTORE in "+s.j.Cfg.Path)
+	}
+	return nil
+}
+
+// guardMark starts the line production's guard prints before refusing.
+const guardMark = "ot-redundancy-guard: "
+
+// guard is rsync's --rsync-path: a POSIX shell line that production runs
+// in place of rsync. It starts rsync (the server's arguments follow "exec
+// rsync") only when FILESTORE is a readable directory holding at least one
+// file: an unmounted disk shows as an empty directory, and mirroring that
+// would empty the standby. Otherwise it prints why and exits before rsync
+// starts, so the standby is not touched at all (not even a directory's
+// mtime). It costs no round trip of its own: the check rides on the
+// connection rsync opens anyway, and find stops at the first file.
+func guard(root string) string {
+	return "d=" + shellquote.Join(root+"/") + "; m=" +
+		`; if ! test -d "$d"; then m=missing` +
+		`; elif ! test -r "$d" || ! test -x "$d"; then m=unreadable` +
+		`; else f=$(find "$d" -type f -print -quit 2>/dev/null); s=$?` +
+		`; if test -z "$f"; then if test $s = 0; then m=empty; else m=unreadable; fi; fi; fi` +
+		`; if test -n "$m"; then echo "` + guardMark + `$m" >&2; exit 97; fi; exec rsync`
+}
+
+// refused is the one-line error for what the guard found, or nil when the
+// guard let rsync start.
+func (s *syncer) refused(err error) error {
+	var re *run.Error
+	if !errors.As(err, &re) {
+		return nil
+	}
+	i := strings.Index(re.Stderr, guardMark)
+	if i < 0 {
+		return nil
+	}
+	what, _, _ := strings.Cut(re.Stderr[i+len(guardMark):], "\n")
+	where := fmt.Sprintf("production's filestore %s on %s", s.root, s.j.SSH.Host)
+	switch strings.TrimSpace(what) {
+	case "missing":
+		return cli.Fail(cli.ExitFailure, where+" does not exist, nothing on the standby was changed", "check FILESTORE and that production's disks are mounted")
+	case "unreadable":
+		return cli.Fail(cli.ExitFailure, where+" is not readable by "+s.j.SSH.User+", nothing on the standby was changed", "give "+s.j.SSH.User+" read access to all of it on production")
+	}
+	return cli.Fail(cli.ExitFailure, where+" holds no files (an unmounted disk?), nothing on the standby was changed", "check production's filestore; an empty filestore is never mirrored")
+}
+
+// argv is the rsync command; extra options go before the operands.
+func (s *syncer) argv(extra ...string) []string {
+	a := []string{"rsync", "-a"}
+	a = append(a, rsync.Safe(ioTimeout)...)
+	a = append(a, "--chown="+s.owner, "--rsync-path="+guard(s.root))
+	a = append(a, extra...)
+	return append(a, "-e", s.j.SSH.RsyncShell(), "--", s.j.SSH.Spec(s.root+"/"), s.root+"/")
+}
+
+// realPass is the transfer's own options. --delete with --max-delete=0
+// deletes nothing (rsync >= 3.0) but exits 25 instead of 0 when the
+// standby holds what production has not, and --debug=del2 names each such
+// entry as rsync decides it (pending.go reads them); --info=stats2 prints
+// rsync's counts (a few lines).
+func realPass() []string {
+	return []string{"--delete", "--max-delete=0", "--debug=del2", "--info=stats2"}
+}
+
+// fail turns a failed rsync into the one-line error.
+func (s *syncer) fail(err error) error {
+	if s.j.Ctx.Err() != nil {
+		return err
+	}
+	if r := s.refused(err); r != nil {
+		return r
+	}
+	msg := fmt.Sprintf("filestore transfer from %s:%s failed, nothing was deleted: %s", s.j.SSH.Host, s.root, rsync.Explain(err))
+	hint := "the next run resumes where this one stopped"
+	var re *run.Error
+	switch {
+	case errors.As(err, &re) && re.TimedOut:
+		msg = fmt.Sprintf("filestore transfer from %s:%s took longer than FILESTORE_TIMEOUT=%ds and was stopped, nothing was deleted", s.j.SSH.Host, s.root, int(s.timeout.Seconds()))
+		hint = "the next run resumes it; raise FILESTORE_TIMEOUT for a first copy of a large filestore"
+	case run.ExitCode(err) == 255 || run.ExitCode(err) == 12 || run.ExitCode(err) == 30:
+		hint = "check the link to production (ot-connection-test); " + hint
+	case run.ExitCode(err) == 23 || run.ExitCode(err) == 11:
+		hint = "check that " + s.j.SSH.User + " can read all of production's filestore and the standby's free space; " + hint
+	}
+	return &cli.Error{Code: cli.ExitFailure, Msg: msg, Hint: hint, Err: err}
+}
+
+// sync is the real run: transfer, then deletions.
+func (s *syncer) sync() error {
+	var term io.Writer
+	opts := realPass()
+	if s.j.TTY && !s.j.G.Quiet {
+		term = s.j.Stdout
+		opts = append(opts, "--info=progress2")
+	}
+	p := newPending(term)
+	_, err := s.j.Runner.Run(s.j.Ctx, run.Step{
+		What:       "copy new and changed files of production's filestore (no deletion)",
+		Argv:       s.argv(opts...),
+		Changes:    true,
+		Timeout:    s.timeout,
+		Stdout:     p,
+		StreamOnly: true, // one line per deletion: read as it passes, not kept
+	})
+	p.Close()
+	held := 0 // the deletions rsync held back, by its own count
+	named := p.files + p.dirs
+	switch code := run.ExitCode(err); {
+	case err == nil:
+	case code == 25 || rsync.Warning(code):
+		if rsync.Warning(code) {
+			// Odoo deletes attachments while we copy: normal, not a failure.
+			s.info("some files vanished on production during the copy; the next run catches up")
+		}
+		var re *run.Error
+		errors.As(err, &re)
+		n, told := skipped(re.Stderr)
+		if code == 25 && !told && named == 0 {
+			return cli.Fail(cli.ExitFailure, "rsync reported deletions pending on the standby but neither named nor counted them, nothing was deleted", "check that this machine's rsync is version 3.1 or later (rsync --version)")
+		}
+		held = n
+	default:
+		return s.fail(err)
+	}
+	st := rsync.ParseStats(p.rest.String())
+	if st.Counted && st.Regs == 0 {
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's filestore %s on %s holds no files (an unmounted disk?), nothing on the standby was deleted", s.root, s.j.SSH.Host), "check production's filestore; an empty filestore is never mirrored")
+	}
+	if held == 0 && named == 0 {
+		s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, 0 deleted", st.Regs, st.Transferred))
+		return nil
+	}
+
+	// rsync's list is used when it accounts exactly for what rsync held
+	// back; otherwise rsync's own count decides, and rsync deletes.
+	exact := p.consistent(held)
+	del := p.files
+	if p.bad > 0 || named == 0 {
+		del = max(del, held) // rsync's count, which counts directories too
+	}
+	if err := s.checkShare(del, standbyFiles(st, del), fmt.Sprintf("%d new or changed files were copied", st.Transferred)); err != nil {
+		return err
+	}
+	if !exact {
+		s.j.Log.Debug().Int("named", named).Int("held", held).Bool("overflow", p.overflow).Int("unread", p.bad).Msg("rsync deletes: its list was not kept whole")
+		if err := s.rsyncDeletes(max(held, named)); err != nil {
+			return err
+		}
+	} else if err := removeEntries(s.root, p.entries); err != nil {
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("deleting files gone from production in the standby's %s: %v", s.root, err), "fix the cause; the next run deletes the rest")
+	}
+	s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, %d deleted", st.Regs, st.Transferred, del))
+	return nil
+}
+
+// rsyncDeletes has rsync apply the deletions when their list was too long
+// to keep or did not add up: a second pass with --delete-after (deleting
+// after it copied what changed meanwhile), at most limit deletions, the
+// count the limit was checked against. Exit 25 means production lost more
+// files meanwhile: the next run deletes those.
+func (s *syncer) rsyncDeletes(limit int) error {
+	_, err := s.j.Runner.Run(s.j.Ctx, run.Step{
+		What:    "delete what production no longer has (rsync, after copying what changed meanwhile)",
+		Argv:    s.argv("--delete-after", fmt.Sprintf("--max-delete=%d", limit)),
+		Changes: true,
+		Timeout: s.timeout,
+	})
+	if code := run.ExitCode(err); err == nil || code == 25 || rsync.Warning(code) {
+		return nil
+	}
+	if s.j.Ctx.Err() != nil {
+		return err
+	}
+	if r := s.refused(err); r != nil {
+		return r
+	}
+	return &cli.Error{Code: cli.ExitFailure, Err: err,
+		Msg:  fmt.Sprintf("deleting files gone from production in the standby's %s failed: %s", s.root, rsync.Explain(err)),
+		Hint: "the next run deletes the rest"}
+}
+
+// standbyFiles is how many files (non-directories) the standby held before
+// the pass: production's, less those the pass created, plus those to delete.
+func standbyFiles(st rsync.Stats, del int) int { return st.NonDirs - st.CreatedNonDirs + del }
+
+// checkShare refuses deletions above MAX_DELETE_PERCENT of the standby's
+// files, unless --force.
+func (s *syncer) checkShare(del, total int, done string) error {
+	if del == 0 || s.opts.Force || del*100 <= s.maxPct*total {
+		return nil
+	}
+	pct := 100.0
+	if total > 0 {
+		pct = float64(del) * 100 / float64(total)
+	}
+	return cli.Fail(cli.ExitRefused,
+		fmt.Sprintf("refused to delete %d of the standby's %d files in %s (%.1f%%, above MAX_DELETE_PERCENT=%d%%): nothing was deleted (%s)", del, total, s.root, pct, s.maxPct, done),
+		"check production's filestore on "+s.j.SSH.Host+"; if it really lost those files, run "+Name+" --force")
+}
+
+// info tells a person at a terminal; cron hears nothing on success.
+func (s *syncer) info(msg string) {
+	if s.j.TTY && !s.j.G.Quiet {
+		fmt.Fprintln(s.j.Stdout, msg)
+		return
+	}
+	s.j.Log.Debug().Msg(msg)
+}
+
+// preview is the dry run: rsync with -n and --delete lists what the sync
+// would add, change and delete (rsync's own answer, read-only), then the
+// command the real run would use and the counts.
+func (s *syncer) preview() error {
+	out, err := s.j.Runner.Run(s.j.Ctx, run.Step{
+		What:    "list what the sync would change (read-only)",
+		Argv:    s.argv("-n", "-i", "--delete", "--out-format="+rsync.ItemFormat, "--info=stats2"),
+		Timeout: s.timeout,
+	})
+	if err != nil && !rsync.Warning(run.ExitCode(err)) {
+		return s.fail(err)
+	}
+	var added, changed, deleted int
+	for _, line := range strings.Split(string(out), "\n") {
+		it, ok := rsync.ParseItem(line)
+		switch {
+		case !ok || it.Dir() || it.Unchanged():
+		case it.Deleting():
+			deleted++
+			s.j.Printf("delete  %s\n", it.Name)
+		case it.New():
+			added++
+			s.j.Printf("add     %s\n", it.Name)
+		default:
+			changed++
+			s.j.Printf("change  %s\n", it.Name)
+		}
+	}
+	st := rsync.ParseStats(string(out))
+	before := standbyFiles(st, deleted)
+	s.j.Runner.Print(run.Step{What: "copy new and changed files (no deletion); then delete what production no longer has", Argv: s.argv(realPass()...)})
+	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", added, changed, deleted, before, st.NonDirs)
+	if err := s.checkShare(deleted, before, "dry run"); err != nil {
+		s.j.Printf("the real run would refuse: %s\n", err.(*cli.Error).Msg)
+	}
+	return nil
+}

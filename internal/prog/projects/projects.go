@@ -1,0 +1,178 @@
+// Package projects is ot-project-sync: it makes the addon projects under
+// PROJECTS_DIR equal to production's, over the run's one ssh connection.
+//
+// One fixed remote command lists production's project directories; the
+// names are validated and filtered by PROJECTS_PATTERN minus
+// PROJECTS_EXCLUDE. One rsync then copies every listed project (new and
+// changed ones; files gone inside a project are deleted, *.pyc and
+// __pycache__ are never copied and never keep a directory from being
+// removed). Only after that rsync succeeded are the standby's projects that
+// production no longer has moved to BACKUP_DIR/<timestamp>/<PROJECTS_DIR>/,
+// never deleted. Files rsync overwrites or deletes land in the same folder.
+package projects
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/rsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
+)
+
+// Name is the command's name, as stamped in the summary file.
+const Name = "ot-project-sync"
+
+// StampFormat names a run's backup folder: BACKUP_DIR/<StampFormat>/.
+const StampFormat = "20060102-150405"
+
+// Options tune a sync; the zero value is the default.
+type Options struct {
+	Quiet   bool          // print no summary line (cron)
+	Timeout time.Duration // deadline of the rsync step; 0 means 2 hours
+}
+
+// CLI is ot-project-sync's command line.
+type CLI struct {
+	cli.Globals
+	job.Flags
+}
+
+// Main is the program.
+func Main(args []string) int {
+	return cli.Main(Name, "Make the addon projects under PROJECTS_DIR equal to production's: new and changed projects are copied over one ssh connection, projects gone from production are moved to BACKUP_DIR, never deleted.", args, &CLI{})
+}
+
+// Run runs the sync as a job (root, lock, ssh master, summary line).
+func (c *CLI) Run(env *cli.Env) error {
+	return job.Sync(env, Name, c.Flags, func(j *job.Job) error {
+		return Sync(j, Options{Quiet: c.Cron})
+	})
+}
+
+// Owner is who owns synced project files on the standby: root, with
+// ODOO_GROUP as group and group write, as the original left them.
+const Owner = "root"
+
+// Chmod is applied to everything copied: group may write (like the
+// original), others may not; rsync.Safe already drops setuid/setgid.
+const Chmod = "Dg+w,Fg+w,o-w"
+
+// Sync makes the standby's projects equal to production's.
+func Sync(j *job.Job, opts Options) error {
+	dir := filepath.Clean(j.Cfg.Get("PROJECTS_DIR"))
+	m := Matcher{Include: j.Cfg.Words("PROJECTS_PATTERN"), Exclude: j.Cfg.Words("PROJECTS_EXCLUDE")}
+	where := fmt.Sprintf("%s on %s", dir, j.SSH.Host)
+
+	// The listing runs a fixed command; what comes back is only parsed.
+	out, err := j.Remote(j.Ctx, "find", dir, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", `%f\0`)
+	if err != nil {
+		var ce *cli.Error
+		if errors.As(err, &ce) {
+			ce.Msg = "cannot list the projects in " + dir + ": " + ce.Msg + "; nothing was changed"
+			return ce
+		}
+		return &cli.Error{Code: cli.ExitFailure, Msg: "cannot list the projects in " + where + ": " + err.Error(), Hint: "check PROJECTS_DIR on production; nothing was changed", Err: err}
+	}
+	remote, err := ParseListing(out, m)
+	if err != nil {
+		return &cli.Error{Code: cli.ExitRefused, Msg: "production's project listing of " + where + " refused: " + err.Error(), Hint: "rename or remove that directory on production; nothing was changed", Err: err}
+	}
+	local, err := Local(dir, m)
+	if err != nil {
+		return cli.Fail(cli.ExitFailure, "cannot list the standby's projects: "+err.Error(), "check PROJECTS_DIR")
+	}
+	if len(remote) == 0 {
+		if len(local) == 0 {
+			if !opts.Quiet {
+				j.Printf("no projects in %s on production or here: nothing to do\n", dir)
+			}
+			return nil
+		}
+		return cli.Fail(cli.ExitRefused, fmt.Sprintf("production lists no projects matching %q in %s (empty or unmounted?): the standby's %d projects are kept", strings.Join(m.Include, " "), where, len(local)), "check PROJECTS_DIR on production; nothing was changed")
+	}
+	stale := Stale(local, remote)
+	backup := filepath.Join(j.Cfg.Get("BACKUP_DIR"), j.Start.Format(StampFormat), dir)
+
+	argv := rsyncArgv(j, dir, remote, backup, j.Cfg.Get("ODOO_GROUP"))
+	changes, err := transfer(j, argv, opts)
+	if err != nil {
+		return err
+	}
+	// The new set arrived: only now may stale projects leave.
+	if len(stale) > 0 {
+		if _, err := j.Runner.Run(j.Ctx, run.Step{What: "keep the projects gone from production in " + backup, Argv: []string{"mkdir", "-p", "--", backup}, Changes: true}); err != nil {
+			return cli.Fail(cli.ExitFailure, "cannot create backup folder "+backup+": "+err.Error(), "check BACKUP_DIR")
+		}
+	}
+	for _, name := range stale {
+		if _, err := j.Runner.Run(j.Ctx, run.Step{Argv: []string{"mv", "-T", "--", filepath.Join(dir, name), filepath.Join(backup, name)}, Changes: true}); err != nil {
+			return cli.Fail(cli.ExitFailure, "cannot move stale project "+name+" to "+backup+": "+err.Error(), "check BACKUP_DIR's free space and permissions")
+		}
+	}
+	if !opts.Quiet {
+		verb := "synced"
+		if j.G.DryRun {
+			verb = "would sync"
+			for _, l := range changes.Lines {
+				j.Printf("%s\n", l)
+			}
+		}
+		j.Printf("%s %d projects from %s (%s); %d stale moved to %s\n", verb, len(remote), j.SSH.Host, changes, len(stale), backup)
+	}
+	return nil
+}
+
+// rsyncArgv is the one rsync that pulls every project. The projects are
+// its sources (not PROJECTS_DIR/), so PROJECTS_DIR itself and everything
+// else in it is never touched.
+func rsyncArgv(j *job.Job, dir string, names []string, backup, group string) []string {
+	argv := append([]string{"rsync", "-rlpt", "--out-format=" + rsync.ItemFormat, "--delete-delay"}, rsync.Safe(300)...)
+	argv = append(argv, "--chown="+Owner+":"+group, "--chmod="+Chmod,
+		"--backup", "--backup-dir="+backup, "-e", j.SSH.RsyncShell(),
+		// Hide caches from production's side; let the standby's go (R) so
+		// they never keep a deleted directory alive.
+		"--filter=H *.pyc", "--filter=H __pycache__/", "--filter=R *.pyc", "--filter=R __pycache__/",
+		"--")
+	for _, n := range names {
+		argv = append(argv, j.SSH.Spec(dir+"/"+n))
+	}
+	return append(argv, dir+"/")
+}
+
+// transfer runs rsync: in a dry run only its -n pass (read-only, so the
+// preview is exact) and the real command is printed.
+func transfer(j *job.Job, argv []string, opts Options) (Changes, error) {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Hour
+	}
+	step := run.Step{What: "copy new and changed projects from production", Argv: argv, Changes: true, Timeout: timeout}
+	var out []byte
+	var err error
+	if j.G.DryRun {
+		dry := append([]string{argv[0], "-n"}, argv[1:]...)
+		out, err = j.Runner.Query(j.Ctx, dry...)
+		if err == nil {
+			j.Runner.Run(j.Ctx, step)
+		}
+	} else {
+		out, err = j.Runner.Run(j.Ctx, step)
+	}
+	changes := Itemize(out)
+	if err != nil {
+		if rsync.Warning(run.ExitCode(err)) {
+			j.Log.Warn().Msg("some project files vanished on production while copying; the next run copies them")
+			return changes, nil
+		}
+		if j.Ctx.Err() != nil {
+			return changes, err
+		}
+		return changes, &cli.Error{Code: cli.ExitFailure, Msg: fmt.Sprintf("copying projects from %s failed: %s", j.SSH.Host, rsync.Explain(err)), Hint: "no stale project was moved; run again once fixed", Err: err}
+	}
+	return changes, nil
+}

@@ -1,0 +1,107 @@
+// Package syncmode is ot-enable-sync and ot-disable-sync: they flip
+// SYNCMODE in the configuration file, in place, comments kept.
+package syncmode
+
+import (
+	"fmt"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/lock"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
+)
+
+// Enable is ot-enable-sync's command line.
+type Enable struct {
+	cli.Globals
+	ClearPromoted bool `help:"This machine was promoted and has since been made a standby again (its PostgreSQL replicates from SYNCSRC): clear PROMOTED and sync again."`
+}
+
+// Disable is ot-disable-sync's command line.
+type Disable struct {
+	cli.Globals
+}
+
+// EnableMain is ot-enable-sync.
+func EnableMain(args []string) int {
+	return cli.Main("ot-enable-sync", "Turn syncing from production on (SYNCMODE=\"on\"), for cron and manual runs.", args, &Enable{})
+}
+
+// DisableMain is ot-disable-sync.
+func DisableMain(args []string) int {
+	return cli.Main("ot-disable-sync", "Turn syncing from production off (SYNCMODE=\"off\"); scheduled syncs then do nothing.", args, &Disable{})
+}
+
+// Run turns sync on after checking that it is safe to.
+func (e *Enable) Run(env *cli.Env) error {
+	if err := env.RequireRoot(); err != nil {
+		return err
+	}
+	cfg, err := env.Config()
+	if err != nil {
+		return err
+	}
+	if _, err := cfg.Source(); err != nil {
+		return err
+	}
+	if cfg.Promoted() && !e.ClearPromoted {
+		return cli.Fail(cli.ExitPromoted, "this machine was promoted to production (PROMOTED=yes in "+cfg.Path+"): syncing would pull the old production over it", "if it is a standby again, run ot-enable-sync --clear-promoted")
+	}
+	if primary, cluster, _ := pg.LocalIsPrimary(env.Ctx, cfg); primary {
+		return cli.Fail(cli.ExitPromoted, "the local PostgreSQL cluster "+cluster+" is not in recovery: this machine acts as production", "make it a standby of SYNCSRC first")
+	}
+	keys := []string{"SYNCMODE"}
+	if cfg.Promoted() {
+		if err := cfg.Set("PROMOTED", "no"); err != nil {
+			return err
+		}
+		keys = append(keys, "PROMOTED")
+	} else if cfg.SyncOn() {
+		env.Printf("sync is already on (source %s)\n", cfg.Get("SYNCSRC"))
+		return nil
+	}
+	return flip(env, cfg, "on", keys)
+}
+
+// Run turns sync off.
+func (d *Disable) Run(env *cli.Env) error {
+	if err := env.RequireRoot(); err != nil {
+		return err
+	}
+	cfg, err := env.Config()
+	if err != nil {
+		return err
+	}
+	if cfg.Get("SYNCMODE") == "off" {
+		env.Printf("sync is already off\n")
+		return nil
+	}
+	if err := flip(env, cfg, "off", []string{"SYNCMODE"}); err != nil {
+		return err
+	}
+	if h := lock.Holder(cfg.Get("LOCK_FILE")); h != nil {
+		env.Printf("note: a run is in progress (%s); it finishes, no new one starts\n", h.Error())
+	}
+	return nil
+}
+
+func flip(env *cli.Env, cfg *config.Config, mode string, keys []string) error {
+	if err := cfg.Set("SYNCMODE", mode); err != nil {
+		return err
+	}
+	if env.G.DryRun {
+		for _, k := range keys {
+			env.Printf("# set in %s\n%s=%s\n", cfg.Path, k, config.Quote(cfg.Get(k)))
+		}
+		return nil
+	}
+	if err := cfg.Save(keys...); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("sync is now %s", mode)
+	if mode == "on" {
+		msg += " (source " + cfg.Get("SYNCSRC") + ")"
+	}
+	env.Printf("%s\n", msg)
+	return nil
+}
