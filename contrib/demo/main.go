@@ -316,43 +316,46 @@ func (d *demo) setup() {
 	must(t, os.Chmod(d.conf, 0o600))
 	cfg, err := config.Load(d.conf)
 	must(t, err)
-	kv := [][2]string{
-		{"SUMMARYFILE", filepath.Join(d.dir, "log", "ot-redundancy-sync-timestamps.log")},
-		{"RUN_LOG", filepath.Join(d.dir, "log", "ot-redundancy-runs.log")},
-		{"LOCK_FILE", filepath.Join(d.dir, "ot-redundancy.lock")},
-		{"SSH_IDENTITY", d.prod.KeyFile},
-		{"SSH_KNOWN_HOSTS", filepath.Join(d.dir, "etc", "ot-redundancy-known_hosts")},
-		{"SSH_CONNECT_TIMEOUT", "5"},
-		{"ODOO_USER", "daemon"},
-		{"ODOO_GROUP", "daemon"},
-		{"FILESTORE", filepath.Join(standby, "filestore")},
-		{"PROJECTS_DIR", filepath.Join(standby, "projects")},
-		{"BACKUP_DIR", filepath.Join(d.dir, "backups")},
-		{"CONF_SYNC", "odoo nginx"},
-		{"ODOO_CONF", filepath.Join(standby, "etc", "odoo", "odoo.conf")},
-		{"NGINX_DIR", filepath.Join(standby, "nginx")},
+	kv := []struct {
+		k config.Key
+		v string
+	}{
+		{config.SummaryFile, filepath.Join(d.dir, "log", "ot-redundancy-sync-timestamps.log")},
+		{config.RunLog, filepath.Join(d.dir, "log", "ot-redundancy-runs.log")},
+		{config.LockFile, filepath.Join(d.dir, "ot-redundancy.lock")},
+		{config.SSHIdentity, d.prod.KeyFile},
+		{config.SSHKnownHosts, filepath.Join(d.dir, "etc", "ot-redundancy-known_hosts")},
+		{config.SSHConnectTimeout, "5"},
+		{config.OdooUser, "daemon"},
+		{config.OdooGroup, "daemon"},
+		{config.Filestore, filepath.Join(standby, "filestore")},
+		{config.ProjectsDir, filepath.Join(standby, "projects")},
+		{config.BackupDir, filepath.Join(d.dir, "backups")},
+		{config.ConfSync, "odoo nginx"},
+		{config.OdooConf, filepath.Join(standby, "etc", "odoo", "odoo.conf")},
+		{config.NginxDir, filepath.Join(standby, "nginx")},
 		// The system's pip on both sides, without anyone's user site.
-		{"PIP", "/usr/bin/python3 -s -m pip"},
-		{"REMOTE_PIP", "/usr/bin/python3 -s -m pip"},
-		{"ODOO_SERVICE", d.service},
-		{"ODOO_URL", d.odooURL()},
-		{"ODOO_TIMEOUT", "30"},
+		{config.Pip, "/usr/bin/python3 -s -m pip"},
+		{config.RemotePip, "/usr/bin/python3 -s -m pip"},
+		{config.OdooService, d.service},
+		{config.OdooURL, d.odooURL()},
+		{config.OdooTimeout, "30"},
 		// PG_DATA names the standby's cluster; PG_CLUSTER names none of the
 		// host's own Debian clusters, so that a running one is never taken
 		// for this standby's.
-		{"PG_CLUSTER", "15/ot-demo"},
-		{"PG_DATA", d.standby.Data},
-		{"PG_BINDIR", d.standby.BinDir},
-		{"PG_HOST", d.standby.Socket},
-		{"PG_PORT", strconv.Itoa(d.standby.Port)},
-		{"PG_OSUSER", d.standby.OSUser},
-		{"PROD_PG_PORT", strconv.Itoa(d.primary.Port)},
-		{"REPORT_DIR", filepath.Join(d.dir, "log")},
+		{config.PGCluster, "15/ot-demo"},
+		{config.PGData, d.standby.Data},
+		{config.PGBinDir, d.standby.BinDir},
+		{config.PGHost, d.standby.Socket},
+		{config.PGPort, strconv.Itoa(d.standby.Port)},
+		{config.PGOSUser, d.standby.OSUser},
+		{config.ProdPGPort, strconv.Itoa(d.primary.Port)},
+		{config.ReportDir, filepath.Join(d.dir, "log")},
 	}
-	var keys []string
+	var keys []config.Key
 	for _, p := range kv {
-		must(t, cfg.Set(p[0], p[1]))
-		keys = append(keys, p[0])
+		must(t, cfg.Set(p.k, p.v))
+		keys = append(keys, p.k)
 	}
 	must(t, cfg.Save(keys...))
 	fmt.Printf("configuration: %s (the programs find it through OT_CONFIG)\n", d.conf)

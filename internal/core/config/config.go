@@ -21,9 +21,6 @@ import (
 	"github.com/kballard/go-shellquote"
 )
 
-// DefaultPath is the original suite's configuration file.
-const DefaultPath = "/etc/odoo/ot-redundancy-sync.conf"
-
 // NotSet is the placeholder the original package shipped for SYNCSRC.
 const NotSet = "NOT-SET"
 
@@ -43,15 +40,12 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("config %s: %s", loc, e.Msg)
 }
 
-// ErrMissing is wrapped by the error Load returns when the file does not exist.
-var ErrMissing = errors.New("configuration file missing")
-
 // Config holds the values of one configuration file. Keys absent from the
-// file take their defaults from Keys.
+// file take their defaults from Defs.
 type Config struct {
 	Path   string
-	values map[string]string
-	lines  map[string]int // key -> line number where it was set
+	values map[Key]string
+	lines  map[Key]int // key -> line number where it was set
 }
 
 // Load reads and validates path.
@@ -91,7 +85,7 @@ func checkOwnership(path string, fi os.FileInfo) error {
 
 // Parse reads configuration text; path is used in messages only.
 func Parse(path string, data []byte) (*Config, error) {
-	c := &Config{Path: path, values: map[string]string{}, lines: map[string]int{}}
+	c := &Config{Path: path, values: map[Key]string{}, lines: map[Key]int{}}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	n := 0
@@ -104,7 +98,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		if !ok {
 			continue
 		}
-		k, known := lookup(key)
+		d, known := lookup(key)
 		if !known {
 			msg := fmt.Sprintf("unknown key %s", key)
 			if s := closest(key); s != "" {
@@ -112,14 +106,14 @@ func Parse(path string, data []byte) (*Config, error) {
 			}
 			return nil, &Error{Path: path, Line: n, Msg: msg, Hint: "fix or remove that line"}
 		}
-		if prev, dup := c.lines[key]; dup {
+		if prev, dup := c.lines[d.Key]; dup {
 			return nil, &Error{Path: path, Line: n, Msg: fmt.Sprintf("%s is set again (first set on line %d)", key, prev), Hint: "remove one of them"}
 		}
-		if err := Validate(k, val); err != nil {
+		if err := Validate(d.Key, val); err != nil {
 			return nil, &Error{Path: path, Line: n, Msg: err.Error(), Hint: "fix the value (ot-configure writes valid ones)"}
 		}
-		c.values[key] = val
-		c.lines[key] = n
+		c.values[d.Key] = val
+		c.lines[d.Key] = n
 	}
 	if err := sc.Err(); err != nil {
 		return nil, &Error{Path: path, Msg: err.Error()}
@@ -214,71 +208,64 @@ func trunc(s string) string {
 }
 
 // Get returns a key's value, or its default when the file does not set it.
-func (c *Config) Get(name string) string {
-	if v, ok := c.values[name]; ok {
+func (c *Config) Get(k Key) string {
+	if v, ok := c.values[k]; ok {
 		return v
 	}
-	if _, ok := lookup(name); !ok {
-		panic("config: unknown key " + name) // a programming error, caught by tests
-	}
-	return Default(name)
+	return k.Default()
 }
 
 // IsSet reports whether the file sets the key.
-func (c *Config) IsSet(name string) bool { _, ok := c.values[name]; return ok }
+func (c *Config) IsSet(k Key) bool { _, ok := c.values[k]; return ok }
 
 // Int returns a validated integer key.
-func (c *Config) Int(name string) int {
-	n, _ := strconv.Atoi(c.Get(name))
+func (c *Config) Int(k Key) int {
+	n, _ := strconv.Atoi(c.Get(k))
 	return n
 }
 
 // Yes reports whether a yes/no key is yes.
-func (c *Config) Yes(name string) bool { return c.Get(name) == "yes" }
+func (c *Config) Yes(k Key) bool { return c.Get(k) == "yes" }
 
 // Words returns a space-separated key as a list.
-func (c *Config) Words(name string) []string { return strings.Fields(c.Get(name)) }
+func (c *Config) Words(k Key) []string { return strings.Fields(c.Get(k)) }
 
 // Command returns a command key split into argv (no expansion happens).
-func (c *Config) Command(name string) []string {
-	argv, _ := shellquote.Split(c.Get(name))
+func (c *Config) Command(k Key) []string {
+	argv, _ := shellquote.Split(c.Get(k))
 	return argv
 }
 
 // SyncOn reports whether SYNCMODE is exactly "on". The original synced when
 // the key was missing or empty; we do not.
-func (c *Config) SyncOn() bool { return c.Get("SYNCMODE") == "on" }
+func (c *Config) SyncOn() bool { return c.Get(SyncMode) == "on" }
 
 // Promoted reports whether ot-disable-standby-mode marked this machine.
-func (c *Config) Promoted() bool { return c.Yes("PROMOTED") }
+func (c *Config) Promoted() bool { return c.Yes(Promoted) }
 
 // Source returns production's host, or an error telling to run ot-configure.
 func (c *Config) Source() (string, error) {
-	s := c.Get("SYNCSRC")
+	s := c.Get(SyncSrc)
 	if s == "" || s == NotSet {
-		return "", &Error{Path: c.Path, Line: c.lines["SYNCSRC"], Msg: "SYNCSRC is not set", Hint: "run ot-configure"}
+		return "", &Error{Path: c.Path, Line: c.lines[SyncSrc], Msg: "SYNCSRC is not set", Hint: "run ot-configure"}
 	}
 	return s, nil
 }
 
 // Set validates value and stores it; Save writes it to disk.
-func (c *Config) Set(name, value string) error {
-	k, ok := lookup(name)
-	if !ok {
-		return &Error{Path: c.Path, Msg: "unknown key " + name}
-	}
+func (c *Config) Set(k Key, value string) error {
 	if err := Validate(k, value); err != nil {
 		return &Error{Path: c.Path, Msg: err.Error()}
 	}
-	c.values[name] = value
+	c.values[k] = value
 	return nil
 }
 
 // Values returns every key's effective value, in table order.
 func (c *Config) Values() [][2]string {
-	out := make([][2]string, 0, len(Keys))
-	for _, k := range Keys {
-		out = append(out, [2]string{k.Name, c.Get(k.Name)})
+	out := make([][2]string, 0, len(Defs))
+	for _, d := range Defs {
+		out = append(out, [2]string{d.Name, c.Get(d.Key)})
 	}
 	return out
 }

@@ -21,9 +21,9 @@ func TestParseOriginal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string]string{
-		"SYNCMODE": "on", "SYNCSRC": "prod.example.com", "REMOTEODOO": "odoo",
-		"SSH_PORT": "22", "FILESTORE": "/var/lib/odoo/.local/share/Odoo/filestore",
+	for key, want := range map[Key]string{
+		SyncMode: "on", SyncSrc: "prod.example.com", RemoteOdoo: "odoo",
+		SSHPort: "22", Filestore: "/var/lib/odoo/.local/share/Odoo/filestore",
 	} {
 		if got := c.Get(key); got != want {
 			t.Errorf("%s = %q, want %q", key, got, want)
@@ -39,8 +39,8 @@ func TestParseCRLFAndExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Get("SYNCSRC") != "10.0.0.5" || !c.SyncOn() {
-		t.Fatalf("got %q %v", c.Get("SYNCSRC"), c.SyncOn())
+	if c.Get(SyncSrc) != "10.0.0.5" || !c.SyncOn() {
+		t.Fatalf("got %q %v", c.Get(SyncSrc), c.SyncOn())
 	}
 }
 
@@ -49,7 +49,7 @@ func TestNoExpansion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Command("FENCE_COMMAND"); len(got) != 2 || got[1] != "$HOST" {
+	if got := c.Command(FenceCommand); len(got) != 2 || got[1] != "$HOST" {
 		t.Fatalf("argv %q", got)
 	}
 }
@@ -120,13 +120,13 @@ func TestSaveKeepsCommentsOrderModeAndIsAtomic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Set("SYNCMODE", "off"); err != nil {
+	if err := c.Set(SyncMode, "off"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Set("PROMOTED", "yes"); err != nil {
+	if err := c.Set(Promoted, "yes"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Save("SYNCMODE", "PROMOTED"); err != nil {
+	if err := c.Save(SyncMode, Promoted); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
@@ -150,7 +150,7 @@ func TestSaveKeepsCommentsOrderModeAndIsAtomic(t *testing.T) {
 
 func TestSetRefusesBadValue(t *testing.T) {
 	c, _ := Parse("f", nil)
-	if err := c.Set("SYNCSRC", "-oProxyCommand=x"); err == nil {
+	if err := c.Set(SyncSrc, "-oProxyCommand=x"); err == nil {
 		t.Fatal("Set accepted an option-like host")
 	}
 }
@@ -182,11 +182,11 @@ func TestTemplateParsesToDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SyncOn() || c.Get("SYNCSRC") != NotSet {
-		t.Fatalf("template: SYNCMODE on=%v SYNCSRC=%q", c.SyncOn(), c.Get("SYNCSRC"))
+	if c.SyncOn() || c.Get(SyncSrc) != NotSet {
+		t.Fatalf("template: SYNCMODE on=%v SYNCSRC=%q", c.SyncOn(), c.Get(SyncSrc))
 	}
-	for _, k := range Keys {
-		if err := Validate(k, k.Default); err != nil {
+	for _, k := range Defs {
+		if err := Validate(k.Key, k.Default); err != nil {
 			t.Errorf("default of %s invalid: %v", k.Name, err)
 		}
 		if !strings.Contains(Template(), k.Name+"=") {
@@ -201,13 +201,22 @@ func TestReadmeDocumentsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range Keys {
+	for _, k := range Defs {
 		d := k.Default
 		if d == "" {
 			d = "(empty)"
 		}
 		if row := "| `" + k.Name + "` | `" + d + "` |"; !strings.Contains(string(readme), row) {
 			t.Errorf("README lacks the row %q", row)
+		}
+	}
+}
+
+// Defs is indexed by Key: a key's entry is its own.
+func TestDefsIndexedByKey(t *testing.T) {
+	for i, d := range Defs {
+		if int(d.Key) != i {
+			t.Errorf("Defs[%d] is %s, whose Key is %d", i, d.Name, d.Key)
 		}
 	}
 }

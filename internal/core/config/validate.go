@@ -60,7 +60,8 @@ func ValidPath(s string) error {
 }
 
 // Validate checks value against the key's kind.
-func Validate(k Key, value string) error {
+func Validate(key Key, value string) error {
+	k := Defs[key]
 	for _, r := range value {
 		if r < 0x20 || r == 0x7f {
 			return fmt.Errorf("%s holds a control character", k.Name)
@@ -134,7 +135,7 @@ func Validate(k Key, value string) error {
 func closest(name string) string {
 	best, bestD := "", 4
 	up := strings.ToUpper(name)
-	for _, k := range Keys {
+	for _, k := range Defs {
 		if d := distance(up, k.Name); d < bestD {
 			best, bestD = k.Name, d
 		}

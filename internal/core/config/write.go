@@ -23,7 +23,7 @@ func Quote(v string) string {
 // rewritten in place, comments and order kept; missing keys are appended.
 // The file is replaced atomically (temp file, fsync, rename) with its owner
 // and mode kept.
-func (c *Config) Save(keys ...string) error {
+func (c *Config) Save(keys ...Key) error {
 	old, err := os.ReadFile(c.Path)
 	if err != nil {
 		return &Error{Path: c.Path, Msg: err.Error()}
@@ -32,7 +32,12 @@ func (c *Config) Save(keys ...string) error {
 	if err != nil {
 		return &Error{Path: c.Path, Msg: err.Error()}
 	}
-	out := Rewrite(old, keys, c.Get)
+	values := map[string]string{}
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i], values[k.Name()] = k.Name(), c.Get(k)
+	}
+	out := Rewrite(old, names, func(name string) string { return values[name] })
 	if err := writeAtomic(c.Path, out, fi); err != nil {
 		return &Error{Path: c.Path, Msg: "cannot write: " + err.Error()}
 	}
@@ -88,10 +93,10 @@ func Template() string {
 	b.WriteString("# ot-redundancy configuration (read by every ot-* program; see ot-configure).\n")
 	b.WriteString("# Shell-style KEY=\"value\" lines; nothing is expanded. Unset keys take the\n")
 	b.WriteString("# defaults shown in the comments.\n\n")
-	for _, k := range Keys {
+	for _, k := range Defs {
 		fmt.Fprintf(&b, "# %s\n", k.Doc)
-		switch k.Name {
-		case "SYNCMODE", "SYNCSRC", "REMOTEODOO", "SUMMARYFILE":
+		switch k.Key {
+		case SyncMode, SyncSrc, RemoteOdoo, SummaryFile:
 			fmt.Fprintf(&b, "%s=%s\n\n", k.Name, Quote(k.Default))
 		default:
 			fmt.Fprintf(&b, "#%s=%s\n\n", k.Name, Quote(k.Default))

@@ -70,7 +70,7 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 		return err
 	}
 	if !j.G.DryRun {
-		l, err := lock.Acquire(j.Ctx, cfg.Get("LOCK_FILE"), time.Duration(cfg.Int("LOCK_WAIT"))*time.Second)
+		l, err := lock.Acquire(j.Ctx, cfg.Get(config.LockFile), time.Duration(cfg.Int(config.LockWait))*time.Second)
 		var held *lock.HeldError
 		if flags.Cron && errors.As(err, &held) {
 			// The hourly job behind a long monthly one: that run syncs too,
@@ -134,7 +134,7 @@ func Guard(ctx context.Context, cfg *config.Config, cron, dryRun bool) error {
 		if cron {
 			return cli.Silent{Code: cli.ExitOK}
 		}
-		return cli.Fail(cli.ExitDisabled, fmt.Sprintf("sync is off (SYNCMODE=%q in %s)", cfg.Get("SYNCMODE"), cfg.Path), "run ot-enable-sync to turn it on")
+		return cli.Fail(cli.ExitDisabled, fmt.Sprintf("sync is off (SYNCMODE=%q in %s)", cfg.Get(config.SyncMode), cfg.Path), "run ot-enable-sync to turn it on")
 	}
 	return nil
 }
@@ -158,7 +158,7 @@ func (j *Job) Stamp(name string) error {
 	if j.G.DryRun {
 		return nil
 	}
-	if err := summary.Append(j.Cfg.Get("SUMMARYFILE"), time.Now(), name); err != nil {
+	if err := summary.Append(j.Cfg.Get(config.SummaryFile), time.Now(), name); err != nil {
 		return cli.Fail(cli.ExitFailure, "cannot write the summary file: "+err.Error(), "check SUMMARYFILE and its directory")
 	}
 	return nil
@@ -183,7 +183,7 @@ func (j *Job) record(err error) {
 			r.Status = "refused"
 		}
 	}
-	if err := summary.Log(j.Cfg.Get("RUN_LOG"), r); err != nil {
+	if err := summary.Log(j.Cfg.Get(config.RunLog), r); err != nil {
 		j.Log.Warn().Err(err).Msg("cannot write the run log")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/lock"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
@@ -49,7 +50,7 @@ func TestSyncRunsBodyOverSSHAndStampsOnSuccess(t *testing.T) {
 		t.Fatalf("err %v, remote user %q", err, who)
 	}
 	cfg, _ := env(conf, false).Config()
-	last, _ := summary.Last(cfg.Get("SUMMARYFILE"))
+	last, _ := summary.Last(cfg.Get(config.SummaryFile))
 	if _, ok := last["ot-test-sync"]; !ok || len(last) != 1 {
 		t.Fatalf("summary %v", last)
 	}
@@ -62,10 +63,10 @@ func TestFailedBodyStampsNothingButIsRecorded(t *testing.T) {
 		t.Fatal("no error")
 	}
 	cfg, _ := env(conf, false).Config()
-	if _, err := os.Stat(cfg.Get("SUMMARYFILE")); !os.IsNotExist(err) {
+	if _, err := os.Stat(cfg.Get(config.SummaryFile)); !os.IsNotExist(err) {
 		t.Fatal("summary written for a failed run")
 	}
-	recs, _ := summary.Records(cfg.Get("RUN_LOG"))
+	recs, _ := summary.Records(cfg.Get(config.RunLog))
 	if len(recs) != 1 || recs[0].Status != "failed" || recs[0].Error != "boom" {
 		t.Fatalf("run log %+v", recs)
 	}
@@ -108,7 +109,7 @@ func TestRefusals(t *testing.T) {
 func TestLockHeldNamesHolder(t *testing.T) {
 	_, conf := setup(t, map[string]string{"LOCK_WAIT": "1"})
 	cfg, _ := env(conf, false).Config()
-	l, err := lock.Acquire(context.Background(), cfg.Get("LOCK_FILE"), 0)
+	l, err := lock.Acquire(context.Background(), cfg.Get(config.LockFile), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestLockHeldNamesHolder(t *testing.T) {
 	if !errors.As(err, &silent) || silent.Code != 0 {
 		t.Fatalf("cron: %v", err)
 	}
-	recs, _ := summary.Records(cfg.Get("RUN_LOG"))
+	recs, _ := summary.Records(cfg.Get(config.RunLog))
 	if len(recs) != 2 || recs[1].Status != "skipped" || !strings.Contains(recs[1].Error, "held by pid") {
 		t.Fatalf("run log %+v", recs)
 	}
@@ -151,7 +152,7 @@ func TestGuardAgainAfterWaiting(t *testing.T) {
 		t.Errorf("pg_lsclusters ran %d times without a wait, want 1", n)
 	}
 
-	l, err := lock.Acquire(context.Background(), cfg.Get("LOCK_FILE"), 0)
+	l, err := lock.Acquire(context.Background(), cfg.Get(config.LockFile), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

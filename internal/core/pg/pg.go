@@ -54,8 +54,8 @@ func (c *Cluster) String() string {
 // Find locates the local cluster: PG_DATA when set, else the Debian cluster
 // named by PG_CLUSTER, else the Debian cluster in recovery (or the only one).
 func Find(ctx context.Context, r *run.Runner, cfg *config.Config) (*Cluster, error) {
-	osUser := cfg.Get("PG_OSUSER")
-	if data := cfg.Get("PG_DATA"); data != "" {
+	osUser := cfg.Get(config.PGOSUser)
+	if data := cfg.Get(config.PGData); data != "" {
 		return fromDataDir(cfg, data, osUser)
 	}
 	if _, err := exec.LookPath("pg_lsclusters"); err != nil {
@@ -69,13 +69,13 @@ func Find(ctx context.Context, r *run.Runner, cfg *config.Config) (*Cluster, err
 		// postgresql-common before --json: the text table, sockets in PG_HOST.
 		out, err = r.Query(ctx, "pg_lsclusters", "--no-header")
 		if err == nil {
-			list, err = ParseClustersText(out, cfg.Get("PG_HOST"))
+			list, err = ParseClustersText(out, cfg.Get(config.PGHost))
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listing PostgreSQL clusters: %w", err)
 	}
-	c, err := Choose(list, cfg.Get("PG_CLUSTER"))
+	c, err := Choose(list, cfg.Get(config.PGCluster))
 	if err != nil {
 		return nil, err
 	}
@@ -180,8 +180,8 @@ func fromDataDir(cfg *config.Config, data, osUser string) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: PG_DATA=%s is not a PostgreSQL data directory (%v)", ErrNotFound, data, err)
 	}
-	c := &Cluster{Version: strings.TrimSpace(string(b)), Data: data, BinDir: cfg.Get("PG_BINDIR"),
-		Host: cfg.Get("PG_HOST"), Port: cfg.Int("PG_PORT"), OSUser: osUser}
+	c := &Cluster{Version: strings.TrimSpace(string(b)), Data: data, BinDir: cfg.Get(config.PGBinDir),
+		Host: cfg.Get(config.PGHost), Port: cfg.Int(config.PGPort), OSUser: osUser}
 	if c.BinDir == "" {
 		c.BinDir = "/usr/lib/postgresql/" + c.Version + "/bin"
 	}

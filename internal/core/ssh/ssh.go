@@ -44,14 +44,14 @@ func FromConfig(c *config.Config) (Target, error) {
 	}
 	t := Target{
 		Host:           host,
-		User:           c.Get("REMOTEODOO"),
-		Port:           c.Int("SSH_PORT"),
-		KnownHosts:     c.Get("SSH_KNOWN_HOSTS"),
-		ConnectTimeout: c.Int("SSH_CONNECT_TIMEOUT"),
+		User:           c.Get(config.RemoteOdoo),
+		Port:           c.Int(config.SSHPort),
+		KnownHosts:     c.Get(config.SSHKnownHosts),
+		ConnectTimeout: c.Int(config.SSHConnectTimeout),
 	}
 	// A missing default key is not an error: ssh then tries its defaults
 	// (an agent is never consulted: root's cron has none).
-	if id := c.Get("SSH_IDENTITY"); c.IsSet("SSH_IDENTITY") || fileExists(id) {
+	if id := c.Get(config.SSHIdentity); c.IsSet(config.SSHIdentity) || fileExists(id) {
 		t.Identity = id
 	}
 	return t, nil

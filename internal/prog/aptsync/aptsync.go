@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 )
@@ -122,7 +123,7 @@ func Sync(j *job.Job, opts Options) error {
 	if err != nil {
 		return err
 	}
-	p := MakePlan(prod, native, installed, manual, j.Cfg.Words("APT_DENY"))
+	p := MakePlan(prod, native, installed, manual, j.Cfg.Words(config.AptDeny))
 	for _, name := range slices.Sorted(maps.Keys(p.Denied)) {
 		j.Log.Debug().Str("package", name).Str("pattern", p.Denied[name]).Msg("skipped: APT_DENY")
 	}
@@ -170,14 +171,14 @@ type apt struct {
 func newApt(j *job.Job, opts Options) *apt {
 	wait := opts.LockWait
 	if wait <= 0 {
-		wait = time.Duration(j.Cfg.Int("LOCK_WAIT")) * time.Second
+		wait = time.Duration(j.Cfg.Int(config.LockWait)) * time.Second
 	}
 	secs := int((wait + time.Second - 1) / time.Second)
 	cfg := []string{"DPkg::Lock::Timeout=" + strconv.Itoa(secs)}
 	// A standby whose apt configuration lives elsewhere (APT_DIR) reads its
 	// configuration from there: that is where ot-conf-sync puts production's
 	// (sources, trusted keys, preferences), as ot-conf-sync's update does.
-	if dir := filepath.Clean(j.Cfg.Get("APT_DIR")); dir != "/etc/apt" {
+	if dir := filepath.Clean(j.Cfg.Get(config.AptDir)); dir != "/etc/apt" {
 		cfg = append(cfg, "Dir::Etc="+dir+"/")
 	}
 	return &apt{j: j, lockWait: time.Duration(secs) * time.Second, config: append(cfg, opts.Config...)}

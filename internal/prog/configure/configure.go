@@ -20,9 +20,9 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
-	"github.com/ot-redundancy/ot-redundancy/internal/prog/conntest"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/conntest"
 )
 
 // CLI is ot-configure's command line.
@@ -125,7 +125,7 @@ func (c *CLI) Run(env *cli.Env) error {
 	}
 
 	// 1. Where production is and whom to log in as.
-	oldHost, oldUser, oldPort := cfg.Get("SYNCSRC"), cfg.Get("REMOTEODOO"), cfg.Get("SSH_PORT")
+	oldHost, oldUser, oldPort := cfg.Get(config.SyncSrc), cfg.Get(config.RemoteOdoo), cfg.Get(config.SSHPort)
 	host := oldHost
 	if host == config.NotSet {
 		host = ""
@@ -143,15 +143,15 @@ func (c *CLI) Run(env *cli.Env) error {
 		}
 		user = c.User
 	}
-	keys := []string{"SYNCSRC", "REMOTEODOO"}
+	keys := []config.Key{config.SyncSrc, config.RemoteOdoo}
 	if c.Port != 0 {
 		if c.Port < 1 || c.Port > 65535 {
 			return cli.Fail(cli.ExitUsage, fmt.Sprintf("--port %d is not a port number (1-65535)", c.Port), "give production's ssh port")
 		}
-		if err := cfg.Set("SSH_PORT", strconv.Itoa(c.Port)); err != nil {
+		if err := cfg.Set(config.SSHPort, strconv.Itoa(c.Port)); err != nil {
 			return err
 		}
-		keys = append(keys, "SSH_PORT")
+		keys = append(keys, config.SSHPort)
 	}
 	if p != nil {
 		env.Printf("ot-configure: answer each question; Enter keeps the value in brackets.\n")
@@ -164,20 +164,20 @@ func (c *CLI) Run(env *cli.Env) error {
 	} else if host == "" {
 		return cli.Fail(cli.ExitUsage, "no production host: SYNCSRC is not set in "+cfg.Path, "pass --source HOST")
 	}
-	if err := cfg.Set("SYNCSRC", host); err != nil {
+	if err := cfg.Set(config.SyncSrc, host); err != nil {
 		return err
 	}
-	if err := cfg.Set("REMOTEODOO", user); err != nil {
+	if err := cfg.Set(config.RemoteOdoo, user); err != nil {
 		return err
 	}
-	moved := host != oldHost || user != oldUser || cfg.Get("SSH_PORT") != oldPort
+	moved := host != oldHost || user != oldUser || cfg.Get(config.SSHPort) != oldPort
 	wasOn := cfg.SyncOn()
 	if moved && wasOn {
 		// Not on towards a production that has not passed the test yet.
-		if err := cfg.Set("SYNCMODE", "off"); err != nil {
+		if err := cfg.Set(config.SyncMode, "off"); err != nil {
 			return err
 		}
-		keys = append(keys, "SYNCMODE")
+		keys = append(keys, config.SyncMode)
 	}
 	if err := c.save(env, cfg, keys...); err != nil {
 		return err
@@ -233,11 +233,11 @@ func (c *CLI) Run(env *cli.Env) error {
 	if want && len(failed) == 0 {
 		mode = "on"
 	}
-	if cfg.Get("SYNCMODE") != mode {
-		if err := cfg.Set("SYNCMODE", mode); err != nil {
+	if cfg.Get(config.SyncMode) != mode {
+		if err := cfg.Set(config.SyncMode, mode); err != nil {
 			return err
 		}
-		if err := c.save(env, cfg, "SYNCMODE"); err != nil {
+		if err := c.save(env, cfg, config.SyncMode); err != nil {
 			return err
 		}
 	}
@@ -283,7 +283,7 @@ func (c *CLI) load(env *cli.Env) (*config.Config, error) {
 	return config.Load(path)
 }
 
-func (c *CLI) save(env *cli.Env, cfg *config.Config, keys ...string) error {
+func (c *CLI) save(env *cli.Env, cfg *config.Config, keys ...config.Key) error {
 	if env.G.DryRun {
 		env.Printf("# set in %s\n", cfg.Path)
 		for _, k := range keys {
@@ -297,7 +297,7 @@ func (c *CLI) save(env *cli.Env, cfg *config.Config, keys ...string) error {
 // prepareKey makes sure root has a key to log in with, and prints how to
 // authorise it on production.
 func (c *CLI) prepareKey(env *cli.Env, cfg *config.Config, p *prompter) error {
-	id := cfg.Get("SSH_IDENTITY")
+	id := cfg.Get(config.SSHIdentity)
 	if _, err := os.Stat(id); os.IsNotExist(err) {
 		create := true
 		if p != nil {
@@ -333,7 +333,7 @@ func (c *CLI) prepareKey(env *cli.Env, cfg *config.Config, p *prompter) error {
 		return nil
 	}
 	key := strings.TrimSpace(string(pub))
-	user := cfg.Get("REMOTEODOO")
+	user := cfg.Get(config.RemoteOdoo)
 	inner := "umask 077 && mkdir -p ~/.ssh && echo " + shellquote.Join(key) + " >> ~/.ssh/authorized_keys"
 	env.Printf("\nThe standby logs in with this public key (%s.pub):\n  %s\n", id, key)
 	env.Printf("Unless done already, authorise it for %s: on production, run\n  %s\n\n", user,
@@ -344,11 +344,11 @@ func (c *CLI) prepareKey(env *cli.Env, cfg *config.Config, p *prompter) error {
 // trustHostKey fetches production's host key and trusts it into the suite's
 // known_hosts file once the operator (or --trust-host-key) vouched for it.
 func (c *CLI) trustHostKey(env *cli.Env, cfg *config.Config, p *prompter) error {
-	host, port := cfg.Get("SYNCSRC"), cfg.Int("SSH_PORT")
-	kh := cfg.Get("SSH_KNOWN_HOSTS")
+	host, port := cfg.Get(config.SyncSrc), cfg.Int(config.SSHPort)
+	kh := cfg.Get(config.SSHKnownHosts)
 	name := KnownHostsName(host, port)
 	// ssh-keyscan only reads; it runs in a dry run too, so the preview is exact.
-	key, err := Scan(env.Ctx, &run.Runner{Log: env.Log}, host, port, cfg.Int("SSH_CONNECT_TIMEOUT"))
+	key, err := Scan(env.Ctx, &run.Runner{Log: env.Log}, host, port, cfg.Int(config.SSHConnectTimeout))
 	if err != nil {
 		env.Printf("cannot fetch production's host key: %s\n", cli.Printable(err.Error()))
 		if c.TrustHostKey != "" {

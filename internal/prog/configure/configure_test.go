@@ -268,7 +268,7 @@ func TestNonInteractive(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	cfg, err := config.Load(conf)
-	if err != nil || !cfg.SyncOn() || cfg.Get("SYNCSRC") != p.Addr || cfg.Get("REMOTEODOO") != "odoo" {
+	if err != nil || !cfg.SyncOn() || cfg.Get(config.SyncSrc) != p.Addr || cfg.Get(config.RemoteOdoo) != "odoo" {
 		t.Fatalf("config %v: %v", cfg, err)
 	}
 

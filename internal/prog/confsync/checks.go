@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 )
 
@@ -35,7 +36,7 @@ func nginxPath() string {
 // "-e stderr" keeps nginx from opening its compiled-in error log first.
 func (s *syncer) nginxTest() error {
 	j := s.j
-	conf := filepath.Join(filepath.Clean(j.Cfg.Get("NGINX_DIR")), "nginx.conf")
+	conf := filepath.Join(filepath.Clean(j.Cfg.Get(config.NginxDir)), "nginx.conf")
 	nginx := nginxPath()
 	if _, err := os.Stat(conf); nginx == "" || err != nil {
 		j.Log.Debug().Str("conf", conf).Msg("nginx is not installed here: its configuration is not tested")
@@ -52,13 +53,13 @@ func (s *syncer) nginxTest() error {
 // aptUpdate runs apt-get update with the synced sources.
 func (s *syncer) aptUpdate() error {
 	j := s.j
-	argv := []string{"apt-get", "-q", "update", "-o", "Dir::Etc=" + filepath.Clean(j.Cfg.Get("APT_DIR")) + "/"}
+	argv := []string{"apt-get", "-q", "update", "-o", "Dir::Etc=" + filepath.Clean(j.Cfg.Get(config.AptDir)) + "/"}
 	for _, kv := range s.opts.AptConfig {
 		argv = append(argv, "-o", kv)
 	}
 	_, err := j.Runner.Run(j.Ctx, run.Step{What: "read the package lists of the new apt sources", Argv: argv, Changes: true, Timeout: 10 * time.Minute, Env: []string{"LC_ALL=C"}})
 	if err != nil {
-		return fmt.Errorf("apt-get update failed after syncing %s: %s", j.Cfg.Get("APT_DIR"), lastLine(err))
+		return fmt.Errorf("apt-get update failed after syncing %s: %s", j.Cfg.Get(config.AptDir), lastLine(err))
 	}
 	return nil
 }

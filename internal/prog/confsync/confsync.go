@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/projects"
 )
@@ -64,7 +65,7 @@ var Sets = []string{"odoo", "nginx", "apt"}
 // (they are independent, and the standby should lose as little as it can),
 // as in ot-sync-from-source; the run fails if any set failed.
 func Sync(j *job.Job, opts Options) error {
-	names := j.Cfg.Words("CONF_SYNC")
+	names := j.Cfg.Words(config.ConfSync)
 	for _, n := range names {
 		if !slices.Contains(Sets, n) {
 			return cli.Fail(cli.ExitConfig, fmt.Sprintf("CONF_SYNC in %s names %q", j.Cfg.Path, n), "use some of: "+strings.Join(Sets, " "))
@@ -76,7 +77,7 @@ func Sync(j *job.Job, opts Options) error {
 	}
 	defer os.RemoveAll(stage)
 	s := &syncer{j: j, opts: opts, stage: stage,
-		backup: filepath.Join(j.Cfg.Get("BACKUP_DIR"), j.Start.Format(projects.StampFormat)),
+		backup: filepath.Join(j.Cfg.Get(config.BackupDir), j.Start.Format(projects.StampFormat)),
 		own:    ownFiles(j)}
 	var failed []string
 	var errs []error
@@ -115,7 +116,7 @@ func Sync(j *job.Job, opts Options) error {
 
 // ownFiles are the suite's own files, never synced from production.
 func ownFiles(j *job.Job) []string {
-	own := []string{j.Cfg.Path, j.Cfg.Get("SSH_KNOWN_HOSTS"), j.Cfg.Get("SSH_IDENTITY"), "/etc/odoo/ot-redundancy-sync.conf"}
+	own := []string{j.Cfg.Path, j.Cfg.Get(config.SSHKnownHosts), j.Cfg.Get(config.SSHIdentity), "/etc/odoo/ot-redundancy-sync.conf"}
 	for i, p := range own {
 		if abs, err := filepath.Abs(p); err == nil {
 			own[i] = abs
@@ -129,20 +130,20 @@ func (s *syncer) set(name string) (set, error) {
 	cfg := s.j.Cfg
 	switch name {
 	case "odoo":
-		conf := filepath.Clean(cfg.Get("ODOO_CONF"))
+		conf := filepath.Clean(cfg.Get(config.OdooConf))
 		if slices.Contains(s.own, conf) {
 			return set{}, cli.Fail(cli.ExitConfig, "ODOO_CONF "+conf+" is the suite's own file, which is never synced", "point ODOO_CONF at Odoo's configuration file")
 		}
-		chown, chmod := odooOwner(conf, cfg.Get("ODOO_USER"), cfg.Get("ODOO_GROUP"))
+		chown, chmod := odooOwner(conf, cfg.Get(config.OdooUser), cfg.Get(config.OdooGroup))
 		return set{name: name, trees: []tree{{path: conf, chown: chown, chmod: chmod}}, after: s.odooWarn}, nil
 	case "nginx":
-		dir := filepath.Clean(cfg.Get("NGINX_DIR"))
+		dir := filepath.Clean(cfg.Get(config.NginxDir))
 		t := func(sub string) tree {
 			return tree{path: filepath.Join(dir, sub), dir: true, chown: "root:root", chmod: etcChmod, links: []string{dir}}
 		}
 		return set{name: name, trees: []tree{t("sites-available"), t("sites-enabled")}, check: s.nginxTest}, nil
 	default: // apt
-		dir := filepath.Clean(cfg.Get("APT_DIR"))
+		dir := filepath.Clean(cfg.Get(config.AptDir))
 		return set{name: name, trees: []tree{{path: dir, dir: true, chown: "root:root", chmod: etcChmod, links: []string{dir, "/usr/share/keyrings"}}},
 			before: s.aptRelease, check: s.aptUpdate}, nil
 	}

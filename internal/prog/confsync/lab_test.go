@@ -10,11 +10,11 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/aptlab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/aptlab"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 
@@ -123,7 +123,7 @@ func (f *fixture) sync(t *testing.T, dryRun bool) (int, string) {
 }
 
 func (f *fixture) summary(t *testing.T) string {
-	b, err := os.ReadFile(f.cfg.Get("SUMMARYFILE"))
+	b, err := os.ReadFile(f.cfg.Get(config.SummaryFile))
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func (f *fixture) summary(t *testing.T) string {
 
 func (f *fixture) backup(t *testing.T) string {
 	t.Helper()
-	m, _ := filepath.Glob(filepath.Join(f.cfg.Get("BACKUP_DIR"), "*"))
+	m, _ := filepath.Glob(filepath.Join(f.cfg.Get(config.BackupDir), "*"))
 	if len(m) != 1 {
 		t.Fatalf("backup folders: %v", m)
 	}
@@ -343,7 +343,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if after := listTree(t, filepath.Join(f.dir, "etc")); after != before || f.summary(t) != "" {
 		t.Error("dry run changed something")
 	}
-	if m, _ := filepath.Glob(filepath.Join(f.cfg.Get("BACKUP_DIR"), "*")); len(m) != 0 {
+	if m, _ := filepath.Glob(filepath.Join(f.cfg.Get(config.BackupDir), "*")); len(m) != 0 {
 		t.Errorf("dry run made backups %v", m)
 	}
 }

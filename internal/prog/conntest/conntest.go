@@ -65,7 +65,7 @@ func (c *CLI) Run(env *cli.Env) error {
 	}
 	Checks(env.Ctx, cfg, report)
 	if len(failed) > 0 {
-		return cli.Fail(cli.ExitFailure, fmt.Sprintf("production %s failed: %s", cfg.Get("SYNCSRC"), strings.Join(failed, ", ")), "see the FAIL lines above")
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("production %s failed: %s", cfg.Get(config.SyncSrc), strings.Join(failed, ", ")), "see the FAIL lines above")
 	}
 	return nil
 }
@@ -138,7 +138,7 @@ func Checks(ctx context.Context, cfg *config.Config, report func(Check)) []Check
 		add(Check{"rsync", Pass, "production has " + cli.Printable(firstLine(out)), true})
 	}
 
-	fs := cfg.Get("FILESTORE")
+	fs := cfg.Get(config.Filestore)
 	if _, err := remote(ctx, master, "test", "-d", fs, "-a", "-r", fs, "-a", "-x", fs); err != nil {
 		add(Check{"filestore", Fail, fmt.Sprintf("%s on production is missing or not readable by %s", fs, target.User), true})
 	} else {

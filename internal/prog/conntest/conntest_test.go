@@ -111,7 +111,7 @@ func TestUnknownHostKeyNamesVerification(t *testing.T) {
 
 func TestMissingFilestoreFails(t *testing.T) {
 	p, cfg := lab(t)
-	p.Exec(t, "chmod", "000", cfg.Get("FILESTORE"))
+	p.Exec(t, "chmod", "000", cfg.Get(config.Filestore))
 	st := statuses(Checks(context.Background(), cfg, nil))
 	if st["ssh"] != Pass || st["filestore"] != Fail {
 		t.Fatalf("statuses %v", st)
@@ -124,7 +124,7 @@ func TestKeyRefusedNamesLogin(t *testing.T) {
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
 		t.Fatalf("%s %v", out, err)
 	}
-	if err := cfg.Set("SSH_IDENTITY", other); err != nil {
+	if err := cfg.Set(config.SSHIdentity, other); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

@@ -36,6 +36,7 @@ import (
 	"github.com/kballard/go-shellquote"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/rsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
@@ -96,10 +97,10 @@ func Sync(j *job.Job, opts Options) error {
 	s := &syncer{
 		j:       j,
 		opts:    opts,
-		root:    filepath.Clean(j.Cfg.Get("FILESTORE")),
-		owner:   j.Cfg.Get("ODOO_USER") + ":" + j.Cfg.Get("ODOO_GROUP"),
-		maxPct:  j.Cfg.Int("MAX_DELETE_PERCENT"),
-		timeout: time.Duration(j.Cfg.Int("FILESTORE_TIMEOUT")) * time.Second,
+		root:    filepath.Clean(j.Cfg.Get(config.Filestore)),
+		owner:   j.Cfg.Get(config.OdooUser) + ":" + j.Cfg.Get(config.OdooGroup),
+		maxPct:  j.Cfg.Int(config.MaxDeletePercent),
+		timeout: time.Duration(j.Cfg.Int(config.FilestoreTimeout)) * time.Second,
 	}
 	if s.timeout <= 0 {
 		s.timeout = time.Hour
@@ -115,16 +116,16 @@ func Sync(j *job.Job, opts Options) error {
 
 // checkLocal refuses to start when the standby cannot receive the files.
 func (s *syncer) checkLocal() error {
-	for _, k := range []string{"ODOO_USER", "ODOO_GROUP"} {
+	for _, k := range []config.Key{config.OdooUser, config.OdooGroup} {
 		v := s.j.Cfg.Get(k)
 		var err error
-		if k == "ODOO_USER" {
+		if k == config.OdooUser {
 			_, err = user.Lookup(v)
 		} else {
 			_, err = user.LookupGroup(v)
 		}
 		if err != nil {
-			return cli.Fail(cli.ExitConfig, fmt.Sprintf("%s %q does not exist on this machine (%s)", k, v, s.j.Cfg.Path), "install Odoo first, or set "+k+" to the user Odoo runs as")
+			return cli.Fail(cli.ExitConfig, fmt.Sprintf("%s %q does not exist on this machine (%s)", k, v, s.j.Cfg.Path), "install Odoo first, or set "+k.Name()+" to the user Odoo runs as")
 		}
 	}
 	parent := filepath.Dir(s.root)

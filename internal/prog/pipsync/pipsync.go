@@ -21,6 +21,7 @@ import (
 	"github.com/kballard/go-shellquote"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 )
@@ -102,8 +103,8 @@ func MakePlan(prod, local []Dist, align bool) Plan {
 func Sync(j *job.Job, opts Options) error {
 	ctx := j.Ctx
 	host := j.SSH.Host
-	remotePip := j.Cfg.Command("REMOTE_PIP")
-	localPip := j.Cfg.Command("PIP")
+	remotePip := j.Cfg.Command(config.RemotePip)
+	localPip := j.Cfg.Command(config.Pip)
 	if len(remotePip) == 0 || len(localPip) == 0 {
 		return cli.Fail(cli.ExitConfig, "PIP and REMOTE_PIP must name a pip command", "set them in "+j.Cfg.Path)
 	}
@@ -123,13 +124,13 @@ func Sync(j *job.Job, opts Options) error {
 	if err != nil {
 		return cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list this standby's pip packages (%s): %v", shellquote.Join(localPip...), err), "check PIP")
 	}
-	p := MakePlan(prod, local, opts.AlignVersions || j.Cfg.Yes("PIP_ALIGN_VERSIONS"))
+	p := MakePlan(prod, local, opts.AlignVersions || j.Cfg.Yes(config.PipAlignVersions))
 	for _, d := range p.Direct {
 		j.Printf("pip: not installed: %s %s: production's copy is %s, not from an index; install it by hand\n", d.Name, d.Version, d.Direct)
 	}
 	for _, d := range p.Differ {
 		verb := "differs"
-		if opts.AlignVersions || j.Cfg.Yes("PIP_ALIGN_VERSIONS") {
+		if opts.AlignVersions || j.Cfg.Yes(config.PipAlignVersions) {
 			verb = "aligned"
 		}
 		j.Printf("pip: %s %s: production %s, here %s\n", d[0].Name, verb, d[0].Version, d[1].Version)
@@ -193,7 +194,7 @@ func install(j *job.Job, pip, reqs []string) (missing []string, err error) {
 	// pip names the first requirement it cannot find: drop it and retry.
 	for len(reqs) > 0 {
 		argv := append(slices.Clone(pip), "install", "--no-input", "--disable-pip-version-check")
-		if j.Cfg.Yes("PIP_BREAK_SYSTEM_PACKAGES") {
+		if j.Cfg.Yes(config.PipBreakSystemPackages) {
 			argv = append(argv, "--break-system-packages")
 		}
 		s := run.Step{What: "install production's pip packages missing here, at production's versions", Argv: append(argv, reqs...), Changes: true, Timeout: time.Hour}

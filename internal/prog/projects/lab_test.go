@@ -11,8 +11,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 
@@ -57,7 +57,7 @@ func (f *fixture) sync(t *testing.T, dryRun bool) (int, string) {
 }
 
 func (f *fixture) summary(t *testing.T) string {
-	b, err := os.ReadFile(f.cfg.Get("SUMMARYFILE"))
+	b, err := os.ReadFile(f.cfg.Get(config.SummaryFile))
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func (f *fixture) summary(t *testing.T) string {
 }
 
 func (f *fixture) backups(t *testing.T) []string {
-	m, _ := filepath.Glob(filepath.Join(f.cfg.Get("BACKUP_DIR"), "*", f.share, "*"))
+	m, _ := filepath.Glob(filepath.Join(f.cfg.Get(config.BackupDir), "*", f.share, "*"))
 	return m
 }
 
@@ -129,7 +129,7 @@ func TestSyncCopiesUpdatesAndKeepsStaleInBackup(t *testing.T) {
 		t.Errorf("PROJECTS_DIR mode %v -> %v", before.Mode(), after.Mode())
 	}
 	// The stale project and the overwritten/deleted files are in the backup.
-	stamp, _ := filepath.Glob(filepath.Join(f.cfg.Get("BACKUP_DIR"), "*"))
+	stamp, _ := filepath.Glob(filepath.Join(f.cfg.Get(config.BackupDir), "*"))
 	if len(stamp) != 1 {
 		t.Fatalf("backup folders %v", stamp)
 	}

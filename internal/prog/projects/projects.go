@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/rsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
@@ -64,8 +65,8 @@ const Chmod = "Dg+w,Fg+w,o-w"
 
 // Sync makes the standby's projects equal to production's.
 func Sync(j *job.Job, opts Options) error {
-	dir := filepath.Clean(j.Cfg.Get("PROJECTS_DIR"))
-	m := Matcher{Include: j.Cfg.Words("PROJECTS_PATTERN"), Exclude: j.Cfg.Words("PROJECTS_EXCLUDE")}
+	dir := filepath.Clean(j.Cfg.Get(config.ProjectsDir))
+	m := Matcher{Include: j.Cfg.Words(config.ProjectsPattern), Exclude: j.Cfg.Words(config.ProjectsExclude)}
 	where := fmt.Sprintf("%s on %s", dir, j.SSH.Host)
 
 	// The listing runs a fixed command; what comes back is only parsed.
@@ -96,9 +97,9 @@ func Sync(j *job.Job, opts Options) error {
 		return cli.Fail(cli.ExitRefused, fmt.Sprintf("production lists no projects matching %q in %s (empty or unmounted?): the standby's %d projects are kept", strings.Join(m.Include, " "), where, len(local)), "check PROJECTS_DIR on production; nothing was changed")
 	}
 	stale := Stale(local, remote)
-	backup := filepath.Join(j.Cfg.Get("BACKUP_DIR"), j.Start.Format(StampFormat), dir)
+	backup := filepath.Join(j.Cfg.Get(config.BackupDir), j.Start.Format(StampFormat), dir)
 
-	argv := rsyncArgv(j, dir, remote, backup, j.Cfg.Get("ODOO_GROUP"))
+	argv := rsyncArgv(j, dir, remote, backup, j.Cfg.Get(config.OdooGroup))
 	changes, err := transfer(j, argv, opts)
 	if err != nil {
 		return err

@@ -79,14 +79,14 @@ func inspect(env *cli.Env, cfg *config.Config) (*facts, error) {
 		return nil, err
 	}
 	f := &facts{cluster: c, q: q, status: st, promoted: cfg.Promoted(), syncOff: !cfg.SyncOn(), now: time.Now()}
-	f.syncs, f.syncErr = summary.Last(cfg.Get("SUMMARYFILE"))
+	f.syncs, f.syncErr = summary.Last(cfg.Get(config.SummaryFile))
 	if src, err := cfg.Source(); err == nil {
 		f.source = src
 	}
 	if st.InRecovery {
 		f.checkProduction(ctx, cfg)
 	}
-	f.odooUp = httpOK(ctx, cfg.Get("ODOO_URL"), 2*time.Second) == nil
+	f.odooUp = httpOK(ctx, cfg.Get(config.OdooURL), 2*time.Second) == nil
 	return f, nil
 }
 
@@ -101,8 +101,8 @@ func (f *facts) checkProduction(ctx context.Context, cfg *config.Config) {
 		return
 	}
 	f.probes = []probe{
-		{what: "PostgreSQL", addr: net.JoinHostPort(f.source, cfg.Get("PROD_PG_PORT"))},
-		{what: "ssh", addr: net.JoinHostPort(f.source, cfg.Get("SSH_PORT"))},
+		{what: "PostgreSQL", addr: net.JoinHostPort(f.source, cfg.Get(config.ProdPGPort))},
+		{what: "ssh", addr: net.JoinHostPort(f.source, cfg.Get(config.SSHPort))},
 	}
 	var wg sync.WaitGroup
 	for i := range f.probes {

@@ -20,8 +20,8 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/lock"
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 
@@ -59,7 +59,7 @@ func (l *lab) holdLock(t testing.TB, argv0 string) *exec.Cmd {
 	}
 	cmd := exec.Command(self)
 	cmd.Args[0] = argv0
-	cmd.Env = append(os.Environ(), "OT_PROMOTE_HOLD_LOCK="+l.config(t).Get("LOCK_FILE"))
+	cmd.Env = append(os.Environ(), "OT_PROMOTE_HOLD_LOCK="+l.config(t).Get(config.LockFile))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ func newLabWith(t testing.TB, extra map[string]string, debian bool) *lab {
 	}
 	var b strings.Builder
 	b.WriteString("# ot-disable-standby-mode test\n")
-	for _, k := range config.Keys {
+	for _, k := range config.Defs {
 		if v, ok := kv[k.Name]; ok {
 			fmt.Fprintf(&b, "%s=%s\n", k.Name, config.Quote(v))
 		}

@@ -45,10 +45,10 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *
 	r := &promotion{env: env, cfg: cfg, f: f, force: c.Force, systemd: isDir("/run/systemd/system")}
 	r.rep = report{facts: f, cfg: cfg, start: start, timelineBefore: f.status.Timeline}
 	cl := f.cluster
-	timeout := time.Duration(cfg.Int("PROMOTE_TIMEOUT")) * time.Second
+	timeout := time.Duration(cfg.Int(config.PromoteTimeout)) * time.Second
 	inRecovery := f.status.InRecovery
 
-	if fence := cfg.Command("FENCE_COMMAND"); inRecovery && len(fence) > 0 {
+	if fence := cfg.Command(config.FenceCommand); inRecovery && len(fence) > 0 {
 		what := "fence production: run FENCE_COMMAND (its failure aborts)"
 		if c.Force {
 			what = "fence production: run FENCE_COMMAND (--force: its failure only warns)"
@@ -58,7 +58,7 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *
 	} else if inRecovery && !c.Yes && !c.Force {
 		r.add(step{what: "check again that production does not answer (time passed while the plan was read)", do: r.recheckProduction})
 	}
-	r.add(step{what: fmt.Sprintf("take the sync lock %s (wait up to %ss for a running sync, then stop it)", cfg.Get("LOCK_FILE"), cfg.Get("LOCK_WAIT")),
+	r.add(step{what: fmt.Sprintf("take the sync lock %s (wait up to %ss for a running sync, then stop it)", cfg.Get(config.LockFile), cfg.Get(config.LockWait)),
 		do: r.takeLock})
 	if !f.promoted || !f.syncOff {
 		r.add(step{what: fmt.Sprintf("set SYNCMODE=\"off\" and PROMOTED=\"yes\" in %s: no sync ever pulls from the old production again", cfg.Path),
@@ -76,10 +76,10 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *
 	}
 	r.add(step{what: "check that the database accepts a write (a temporary table, dropped at commit)", argv: cl.PsqlArgv(writeCheckSQL),
 		do: r.checkWrite})
-	for _, s := range odooSteps(cfg.Words("ODOO_SERVICE"), r.systemd, f.odooUp) {
+	for _, s := range odooSteps(cfg.Words(config.OdooService), r.systemd, f.odooUp) {
 		r.add(step{what: s.What, argv: s.Argv, odoo: true, do: func() error { _, err := env.Runner.Run(env.Ctx, s); return err }})
 	}
-	r.add(step{what: fmt.Sprintf("check that Odoo answers at %s (up to %ss)", cfg.Get("ODOO_URL"), cfg.Get("ODOO_TIMEOUT")), odoo: true,
+	r.add(step{what: fmt.Sprintf("check that Odoo answers at %s (up to %ss)", cfg.Get(config.OdooURL), cfg.Get(config.OdooTimeout)), odoo: true,
 		do: r.checkOdoo})
 	return r
 }
@@ -100,7 +100,7 @@ func (r *promotion) print(env *cli.Env) {
 			env.Printf("       %s\n", shellquote.Join(s.argv...))
 		}
 	}
-	env.Printf("  %d. write the recovery report to %s\n", len(r.steps)+1, r.cfg.Get("REPORT_DIR"))
+	env.Printf("  %d. write the recovery report to %s\n", len(r.steps)+1, r.cfg.Get(config.ReportDir))
 }
 
 // execute runs the plan. The report is written whatever happens once the
@@ -174,11 +174,11 @@ func (r *promotion) recheckProduction() error {
 
 // takeLock waits for a running sync, then stops it: promotion wins.
 func (r *promotion) takeLock() error {
-	ctx, path := r.env.Ctx, r.cfg.Get("LOCK_FILE")
+	ctx, path := r.env.Ctx, r.cfg.Get(config.LockFile)
 	l, err := lock.Acquire(ctx, path, 0)
 	var held *lock.HeldError
 	if errors.As(err, &held) {
-		wait := time.Duration(r.cfg.Int("LOCK_WAIT")) * time.Second
+		wait := time.Duration(r.cfg.Int(config.LockWait)) * time.Second
 		r.env.Printf("      %s; waiting up to %s\n", held, wait)
 		l, err = lock.Acquire(ctx, path, wait)
 		// Only one of our own programs is stopped, never an unknown process.
@@ -208,13 +208,13 @@ func (r *promotion) markPromoted() error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Set("SYNCMODE", "off"); err != nil {
+	if err := cfg.Set(config.SyncMode, "off"); err != nil {
 		return err
 	}
-	if err := cfg.Set("PROMOTED", "yes"); err != nil {
+	if err := cfg.Set(config.Promoted, "yes"); err != nil {
 		return err
 	}
-	return cfg.Save("SYNCMODE", "PROMOTED")
+	return cfg.Save(config.SyncMode, config.Promoted)
 }
 
 // promote asks PostgreSQL to promote itself; pg_ctl (or pg_ctlcluster) is
@@ -290,8 +290,8 @@ func (r *promotion) checkWrite() error {
 }
 
 func (r *promotion) checkOdoo() error {
-	url := r.cfg.Get("ODOO_URL")
-	timeout := time.Duration(r.cfg.Int("ODOO_TIMEOUT")) * time.Second
+	url := r.cfg.Get(config.OdooURL)
+	timeout := time.Duration(r.cfg.Int(config.OdooTimeout)) * time.Second
 	start := time.Now()
 	deadline := start.Add(timeout)
 	for {

@@ -88,7 +88,7 @@ func (c *CLI) refusals(cfg *config.Config, f *facts) error {
 		return cli.Fail(cli.ExitRefused, fmt.Sprintf("WAL replay is paused on PostgreSQL %s: promoting now would drop WAL already received", f.cluster),
 			"find out who paused it and why; then run again with --resume-replay")
 	}
-	if len(f.alive) > 0 && !c.Force && len(cfg.Command("FENCE_COMMAND")) == 0 {
+	if len(f.alive) > 0 && !c.Force && len(cfg.Command(config.FenceCommand)) == 0 {
 		return cli.Fail(cli.ExitRefused, "production still answers: "+strings.Join(f.alive, "; ")+
 			"; promoting now makes two primaries that diverge, and both Odoo instances run their cron jobs (mails sent twice)",
 			"shut production down first (manual 3.1, step 3), set FENCE_COMMAND, or run again with --force")

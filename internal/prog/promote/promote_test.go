@@ -12,9 +12,10 @@ import (
 	"testing"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
-	"github.com/ot-redundancy/ot-redundancy/internal/prog/syncmode"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/syncmode"
 )
 
 func TestYes(t *testing.T) {
@@ -83,8 +84,8 @@ func TestPromote(t *testing.T) {
 	l.standby.Exec(t, "INSERT INTO sale_order VALUES (102, 'SO102 after promotion')")
 
 	cfg := l.config(t)
-	if cfg.Get("SYNCMODE") != "off" || cfg.Get("PROMOTED") != "yes" {
-		t.Errorf("config: SYNCMODE=%s PROMOTED=%s, want off and yes", cfg.Get("SYNCMODE"), cfg.Get("PROMOTED"))
+	if cfg.Get(config.SyncMode) != "off" || cfg.Get(config.Promoted) != "yes" {
+		t.Errorf("config: SYNCMODE=%s PROMOTED=%s, want off and yes", cfg.Get(config.SyncMode), cfg.Get(config.Promoted))
 	}
 	if !strings.Contains(l.confText(t), "# ot-disable-standby-mode test") {
 		t.Error("the configuration's comment was lost")
@@ -292,10 +293,10 @@ func TestFence(t *testing.T) {
 
 	fence := "runuser -u postgres -- " + filepath.Join(l.primary.BinDir, "pg_ctl") + " stop -w -m fast -D " + l.primary.Data
 	cfg := l.config(t)
-	if err := cfg.Set("FENCE_COMMAND", fence); err != nil {
+	if err := cfg.Set(config.FenceCommand, fence); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.Save("FENCE_COMMAND"); err != nil {
+	if err := cfg.Save(config.FenceCommand); err != nil {
 		t.Fatal(err)
 	}
 	res = l.run(t, input{}, "--yes")

@@ -44,7 +44,7 @@ func (r *report) write(env *cli.Env) (string, error) {
 	}
 	r.host, _ = os.Hostname()
 	r.addrs = addresses()
-	dir := r.cfg.Get("REPORT_DIR")
+	dir := r.cfg.Get(config.ReportDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
@@ -106,17 +106,17 @@ func (r *report) text() string {
 	}
 
 	fmt.Fprintf(&b, "\nOdoo\n")
-	line("service", r.cfg.Get("ODOO_SERVICE"))
+	line("service", r.cfg.Get(config.OdooService))
 	switch {
 	case r.odooOK:
-		line(r.cfg.Get("ODOO_URL"), fmt.Sprintf("answers (after %s)", round(r.odooAnswered)))
+		line(r.cfg.Get(config.OdooURL), fmt.Sprintf("answers (after %s)", round(r.odooAnswered)))
 	case r.odooErr != nil:
-		line(r.cfg.Get("ODOO_URL"), "FAILED: "+r.odooErr.Error())
+		line(r.cfg.Get(config.OdooURL), "FAILED: "+r.odooErr.Error())
 	default:
-		line(r.cfg.Get("ODOO_URL"), "not checked")
+		line(r.cfg.Get(config.OdooURL), "not checked")
 	}
 
-	fmt.Fprintf(&b, "\nLast successful syncs (%s): files changed on production after these times may be missing\n", r.cfg.Get("SUMMARYFILE"))
+	fmt.Fprintf(&b, "\nLast successful syncs (%s): files changed on production after these times may be missing\n", r.cfg.Get(config.SummaryFile))
 	for _, l := range syncLines(f.syncs, f.syncErr, r.start) {
 		fmt.Fprintf(&b, "  %s\n", l)
 	}

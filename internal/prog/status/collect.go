@@ -69,7 +69,7 @@ var shownCommands = []string{"ot-apt-sync", "ot-pip-sync", "ot-project-sync", "o
 func (c *CLI) collect(env *cli.Env, cfg *config.Config, r *Report) {
 	r.Config = cfg.Path
 	r.SyncOn = cfg.SyncOn()
-	r.User = cfg.Get("REMOTEODOO")
+	r.User = cfg.Get(config.RemoteOdoo)
 	r.Role = "standby"
 
 	// PostgreSQL first: whether it left recovery decides the role.
@@ -103,7 +103,7 @@ func (c *CLI) collect(env *cli.Env, cfg *config.Config, r *Report) {
 		r.add("source", OK, "none")
 	default:
 		r.Source = src
-		r.add("source", OK, fmt.Sprintf("%s@%s port %s", r.User, src, cfg.Get("SSH_PORT")))
+		r.add("source", OK, fmt.Sprintf("%s@%s port %s", r.User, src, cfg.Get(config.SSHPort)))
 	}
 	switch {
 	case r.SyncOn && standby:
@@ -133,7 +133,7 @@ func (c *CLI) collect(env *cli.Env, cfg *config.Config, r *Report) {
 		}
 	}
 
-	if h := lock.Holder(cfg.Get("LOCK_FILE")); h != nil {
+	if h := lock.Holder(cfg.Get(config.LockFile)); h != nil {
 		r.Running = &Running{PID: h.PID, Command: h.Cmd}
 		r.add("running", OK, "a run is in progress: "+h.Error())
 	} else {
@@ -151,7 +151,7 @@ func (c *CLI) collect(env *cli.Env, cfg *config.Config, r *Report) {
 // syncs judges the last successes in the summary file against the cron
 // schedule: the filestore hourly, everything monthly.
 func (c *CLI) syncs(cfg *config.Config, r *Report, standby bool) {
-	path := cfg.Get("SUMMARYFILE")
+	path := cfg.Get(config.SummaryFile)
 	last, err := summary.Last(path)
 	if err != nil {
 		r.add("summary", Unknown, "cannot read "+path+": "+err.Error())

@@ -147,22 +147,22 @@ func short(v string) string {
 }
 
 func probes(cfg *config.Config) []probe {
-	deny := cfg.Words("APT_DENY")
+	deny := cfg.Words(config.AptDeny)
 	pip := func(argv []string) []string {
 		return append(argv, "list", "--format=freeze", "--disable-pip-version-check")
 	}
 	var confPaths []string
-	for _, set := range cfg.Words("CONF_SYNC") {
+	for _, set := range cfg.Words(config.ConfSync) {
 		switch set {
 		case "odoo":
-			confPaths = append(confPaths, cfg.Get("ODOO_CONF"))
+			confPaths = append(confPaths, cfg.Get(config.OdooConf))
 		case "nginx":
-			confPaths = append(confPaths, filepath.Join(cfg.Get("NGINX_DIR"), "sites-available"), filepath.Join(cfg.Get("NGINX_DIR"), "sites-enabled"))
+			confPaths = append(confPaths, filepath.Join(cfg.Get(config.NginxDir), "sites-available"), filepath.Join(cfg.Get(config.NginxDir), "sites-enabled"))
 		case "apt":
-			confPaths = append(confPaths, filepath.Join(cfg.Get("APT_DIR"), "sources.list"), filepath.Join(cfg.Get("APT_DIR"), "sources.list.d"))
+			confPaths = append(confPaths, filepath.Join(cfg.Get(config.AptDir), "sources.list"), filepath.Join(cfg.Get(config.AptDir), "sources.list.d"))
 		}
 	}
-	projDir := cfg.Get("PROJECTS_DIR")
+	projDir := cfg.Get(config.ProjectsDir)
 	list := []probe{
 		{kind: "apt", local: []string{"apt-mark", "showmanual"}, remote: []string{"apt-mark", "showmanual"},
 			parse: func(out string) map[string]string {
@@ -174,7 +174,7 @@ func probes(cfg *config.Config) []probe {
 				}
 				return m
 			}},
-		{kind: "pip", local: pip(cfg.Command("PIP")), remote: pip(cfg.Command("REMOTE_PIP")),
+		{kind: "pip", local: pip(cfg.Command(config.Pip)), remote: pip(cfg.Command(config.RemotePip)),
 			parse: func(out string) map[string]string {
 				m := map[string]string{}
 				for _, l := range strings.Split(out, "\n") {
@@ -191,7 +191,7 @@ func probes(cfg *config.Config) []probe {
 			parse: func(out string) map[string]string {
 				m := map[string]string{}
 				for _, n := range strings.Split(out, "\n") {
-					if n != "" && matchAny(cfg.Words("PROJECTS_PATTERN"), n) && !matchAny(cfg.Words("PROJECTS_EXCLUDE"), n) {
+					if n != "" && matchAny(cfg.Words(config.ProjectsPattern), n) && !matchAny(cfg.Words(config.ProjectsExclude), n) {
 						m[n] = ""
 					}
 				}

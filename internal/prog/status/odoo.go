@@ -73,7 +73,7 @@ func (c *CLI) attachments(env *cli.Env, cfg *config.Config, cl *pg.Cluster, r *R
 		r.add("attachments", Unknown, "cannot list databases: "+err.Error())
 		return
 	}
-	store := cfg.Get("FILESTORE")
+	store := cfg.Get(config.Filestore)
 	found := 0
 	for _, db := range dbs {
 		if !dbNameRe.MatchString(db) {

@@ -50,14 +50,14 @@ func (e *Enable) Run(env *cli.Env) error {
 	if primary, cluster, _ := pg.LocalIsPrimary(env.Ctx, cfg); primary {
 		return cli.Fail(cli.ExitPromoted, "the local PostgreSQL cluster "+cluster+" is not in recovery: this machine acts as production", "make it a standby of SYNCSRC first")
 	}
-	keys := []string{"SYNCMODE"}
+	keys := []config.Key{config.SyncMode}
 	if cfg.Promoted() {
-		if err := cfg.Set("PROMOTED", "no"); err != nil {
+		if err := cfg.Set(config.Promoted, "no"); err != nil {
 			return err
 		}
-		keys = append(keys, "PROMOTED")
+		keys = append(keys, config.Promoted)
 	} else if cfg.SyncOn() {
-		env.Printf("sync is already on (source %s)\n", cfg.Get("SYNCSRC"))
+		env.Printf("sync is already on (source %s)\n", cfg.Get(config.SyncSrc))
 		return nil
 	}
 	return flip(env, cfg, "on", keys)
@@ -72,21 +72,21 @@ func (d *Disable) Run(env *cli.Env) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Get("SYNCMODE") == "off" {
+	if cfg.Get(config.SyncMode) == "off" {
 		env.Printf("sync is already off\n")
 		return nil
 	}
-	if err := flip(env, cfg, "off", []string{"SYNCMODE"}); err != nil {
+	if err := flip(env, cfg, "off", []config.Key{config.SyncMode}); err != nil {
 		return err
 	}
-	if h := lock.Holder(cfg.Get("LOCK_FILE")); h != nil {
+	if h := lock.Holder(cfg.Get(config.LockFile)); h != nil {
 		env.Printf("note: a run is in progress (%s); it finishes, no new one starts\n", h.Error())
 	}
 	return nil
 }
 
-func flip(env *cli.Env, cfg *config.Config, mode string, keys []string) error {
-	if err := cfg.Set("SYNCMODE", mode); err != nil {
+func flip(env *cli.Env, cfg *config.Config, mode string, keys []config.Key) error {
+	if err := cfg.Set(config.SyncMode, mode); err != nil {
 		return err
 	}
 	if env.G.DryRun {
@@ -100,7 +100,7 @@ func flip(env *cli.Env, cfg *config.Config, mode string, keys []string) error {
 	}
 	msg := fmt.Sprintf("sync is now %s", mode)
 	if mode == "on" {
-		msg += " (source " + cfg.Get("SYNCSRC") + ")"
+		msg += " (source " + cfg.Get(config.SyncSrc) + ")"
 	}
 	env.Printf("%s\n", msg)
 	return nil

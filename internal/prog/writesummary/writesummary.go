@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
 )
 
@@ -34,7 +35,7 @@ func (c *CLI) Run(env *cli.Env) error {
 	if err != nil {
 		return err
 	}
-	path := cfg.Get("SUMMARYFILE")
+	path := cfg.Get(config.SummaryFile)
 	if c.DryRun {
 		for _, n := range c.Names {
 			env.Printf("# append to %s: %s", path, summary.Line(time.Now(), n))

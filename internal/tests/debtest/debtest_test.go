@@ -91,7 +91,7 @@ func TestPackage(t *testing.T) {
 				t.Errorf("%s lacks %s:\n%s", conf, want, text)
 			}
 		}
-		for _, k := range config.Keys {
+		for _, k := range config.Defs {
 			if !regexp.MustCompile(`(?m)^#?` + k.Name + `=`).MatchString(text) {
 				t.Errorf("%s does not show key %s", conf, k.Name)
 			}
