@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 

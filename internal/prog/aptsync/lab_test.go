@@ -13,12 +13,12 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/aptlab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/aptlab"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 

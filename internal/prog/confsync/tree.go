@@ -13,9 +13,9 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
-	"github.com/ot-redundancy/ot-redundancy/internal/prog/projects"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/rsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/projects"
 )
 
 type syncer struct {

@@ -18,11 +18,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/prog/aptsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/aptsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/confsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/filestore"
-	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/pipsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/projects"
 )

@@ -10,15 +10,15 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/prog/aptsync"
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/aptlab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
-	"github.com/ot-redundancy/ot-redundancy/internal/prog/confsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/piplab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/aptlab"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/piplab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/aptsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/confsync"
 )
 
 func TestMain(m *testing.M) {

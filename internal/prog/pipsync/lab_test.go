@@ -10,8 +10,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/piplab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
-	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 
