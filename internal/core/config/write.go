@@ -3,6 +3,7 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/atomicfile"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 )
 
 // Quote renders a value the way the original suite wrote them: in double
@@ -42,6 +44,16 @@ func (c *Config) Save(keys ...Key) error {
 		return &Error{Path: c.Path, Msg: "cannot write: " + err.Error()}
 	}
 	return nil
+}
+
+// SaveStep is Save as a plan's step: a dry run shows the lines it would
+// write.
+func (c *Config) SaveStep(keys ...Key) run.Step {
+	show := make([]string, len(keys))
+	for i, k := range keys {
+		show[i] = k.Name() + "=" + Quote(c.Get(k))
+	}
+	return run.Step{What: "set in " + c.Path, Show: show, Do: func(context.Context) error { return c.Save(keys...) }}
 }
 
 // Rewrite returns data with each key in keys set to get(key).

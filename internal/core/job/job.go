@@ -65,7 +65,7 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 	if !cfg.SyncOn() && j.G.DryRun {
 		j.Log.Warn().Msg("sync is off (SYNCMODE): this preview shows what a sync would do once enabled")
 	}
-	target, err := ssh.FromConfig(cfg)
+	target, err := Target(cfg)
 	if err != nil {
 		return err
 	}
@@ -91,16 +91,16 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 			}
 		}
 	}
-	conn, err := ssh.Dial(j.Ctx, target)
+	conn, err := Dial(j.Ctx, j.Runner, target)
 	if err != nil {
-		if j.Ctx.Err() != nil {
-			return err
-		}
-		msg, hint := ssh.Explain(target, err)
-		return &cli.Error{Code: cli.ExitFailure, Msg: msg, Hint: hint, Err: err}
+		return err
 	}
 	defer conn.Close()
 	j.SSH = conn
+	// The plan shows commands an operator can paste: plain ssh, not the
+	// run's private master socket.
+	j.Runner.Shown = conn.Plain
+	defer func() { j.Runner.Shown = nil }()
 	if err := j.refuseSelf(); err != nil {
 		return err
 	}
@@ -141,15 +141,69 @@ func Guard(ctx context.Context, cfg *config.Config, cron, dryRun bool) error {
 
 // Promoted returns an ExitPromoted error when this machine is production
 // now: the configuration says so, or the local PostgreSQL left recovery.
+// It is the one such check: the syncs, ot-enable-sync and ot-configure
+// all ask it.
 func Promoted(ctx context.Context, cfg *config.Config) error {
 	if cfg.Promoted() {
 		return cli.Fail(cli.ExitPromoted, "this machine was promoted to production (PROMOTED=yes in "+cfg.Path+"): syncing from the old production would overwrite it", "nothing to do; a new standby needs a fresh setup")
 	}
-	primary, cluster, err := pg.LocalIsPrimary(ctx, cfg)
+	return LocalPrimary(ctx, cfg)
+}
+
+// LocalPrimary returns an ExitPromoted error when the local PostgreSQL
+// runs out of recovery: this machine acts as production.
+func LocalPrimary(ctx context.Context, cfg *config.Config) error {
+	primary, cluster, err := pg.LocalIsPrimary(ctx, &run.Runner{}, PG(cfg))
 	if err == nil && primary {
 		return cli.Fail(cli.ExitPromoted, "the local PostgreSQL cluster "+cluster+" is not in recovery: this machine acts as production, so nothing is synced", "if this is a standby, restore its replication first")
 	}
 	return nil
+}
+
+// Target is where production is and how to log in, from the configuration.
+func Target(c *config.Config) (ssh.Target, error) {
+	host, err := c.Source()
+	if err != nil {
+		return ssh.Target{}, err
+	}
+	t := ssh.Target{
+		Host:           host,
+		User:           c.Get(config.RemoteOdoo),
+		Port:           c.Int(config.SSHPort),
+		KnownHosts:     c.Get(config.SSHKnownHosts),
+		ConnectTimeout: c.Int(config.SSHConnectTimeout),
+	}
+	// A missing default key is not an error: ssh then tries its defaults
+	// (an agent is never consulted: root's cron has none).
+	if id := c.Get(config.SSHIdentity); c.IsSet(config.SSHIdentity) || exists(id) {
+		t.Identity = id
+	}
+	return t, nil
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// Dial opens the run's ssh connection to production; its failure is one
+// operator line (what failed, what to do).
+func Dial(ctx context.Context, r *run.Runner, t ssh.Target) (*ssh.Conn, error) {
+	conn, err := ssh.Dial(ctx, r, t)
+	if err != nil && ctx.Err() == nil {
+		msg, hint := ssh.Explain(t, err)
+		return nil, &cli.Error{Code: cli.ExitFailure, Msg: msg, Hint: hint, Err: err}
+	}
+	return conn, err
+}
+
+// PG says where the local PostgreSQL cluster is, from the configuration.
+func PG(c *config.Config) pg.Options {
+	return pg.Options{
+		Cluster: c.Get(config.PGCluster),
+		Data:    c.Get(config.PGData),
+		BinDir:  c.Get(config.PGBinDir),
+		Host:    c.Get(config.PGHost),
+		Port:    c.Int(config.PGPort),
+		OSUser:  c.Get(config.PGOSUser),
+	}
 }
 
 // Stamp appends the summary line for a command that succeeded. Nothing is
@@ -186,6 +240,16 @@ func (j *Job) record(err error) {
 	if err := summary.Log(j.Cfg.Get(config.RunLog), r); err != nil {
 		j.Log.Warn().Err(err).Msg("cannot write the run log")
 	}
+}
+
+// stampFormat names a run's backup folder: BACKUP_DIR/<stampFormat>/.
+const stampFormat = "20060102-150405"
+
+// Backup is this run's backup folder, BACKUP_DIR/<start time>: where what
+// a sync overwrites or removes outside the filestore is kept first. Every
+// sync of one run (ot-sync-from-source runs several) shares it.
+func (j *Job) Backup() string {
+	return filepath.Join(j.Cfg.Get(config.BackupDir), j.Start.Format(stampFormat))
 }
 
 // Remote runs a read-only command on production and returns its stdout.

@@ -20,7 +20,6 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 )
 
@@ -51,12 +50,22 @@ func (c *Cluster) String() string {
 	return c.Data
 }
 
-// Find locates the local cluster: PG_DATA when set, else the Debian cluster
-// named by PG_CLUSTER, else the Debian cluster in recovery (or the only one).
-func Find(ctx context.Context, r *run.Runner, cfg *config.Config) (*Cluster, error) {
-	osUser := cfg.Get(config.PGOSUser)
-	if data := cfg.Get(config.PGData); data != "" {
-		return fromDataDir(cfg, data, osUser)
+// Options say where the local cluster is (job builds them from the
+// configuration's PG_* keys).
+type Options struct {
+	Cluster string // a Debian cluster, "VERSION/NAME"; "" picks one
+	Data    string // a data directory, when not a Debian cluster
+	BinDir  string // its tools' directory ("" derives it from the version)
+	Host    string // its socket directory
+	Port    int
+	OSUser  string // the user that runs PostgreSQL's tools
+}
+
+// Find locates the local cluster: Data when set, else the Debian cluster
+// named by Cluster, else the Debian cluster in recovery (or the only one).
+func Find(ctx context.Context, r *run.Runner, o Options) (*Cluster, error) {
+	if o.Data != "" {
+		return fromDataDir(o)
 	}
 	if _, err := exec.LookPath("pg_lsclusters"); err != nil {
 		return nil, fmt.Errorf("%w: pg_lsclusters is missing and PG_DATA is not set", ErrNotFound)
@@ -69,17 +78,17 @@ func Find(ctx context.Context, r *run.Runner, cfg *config.Config) (*Cluster, err
 		// postgresql-common before --json: the text table, sockets in PG_HOST.
 		out, err = r.Query(ctx, "pg_lsclusters", "--no-header")
 		if err == nil {
-			list, err = ParseClustersText(out, cfg.Get(config.PGHost))
+			list, err = ParseClustersText(out, o.Host)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listing PostgreSQL clusters: %w", err)
 	}
-	c, err := Choose(list, cfg.Get(config.PGCluster))
+	c, err := Choose(list, o.Cluster)
 	if err != nil {
 		return nil, err
 	}
-	c.OSUser = osUser
+	c.OSUser = o.OSUser
 	return c, nil
 }
 
@@ -175,17 +184,17 @@ func Choose(list []DebianCluster, name string) (*Cluster, error) {
 		BinDir: "/usr/lib/postgresql/" + d.Version.String() + "/bin", Online: d.Running != 0, Debian: true}, nil
 }
 
-func fromDataDir(cfg *config.Config, data, osUser string) (*Cluster, error) {
-	b, err := os.ReadFile(filepath.Join(data, "PG_VERSION"))
+func fromDataDir(o Options) (*Cluster, error) {
+	b, err := os.ReadFile(filepath.Join(o.Data, "PG_VERSION"))
 	if err != nil {
-		return nil, fmt.Errorf("%w: PG_DATA=%s is not a PostgreSQL data directory (%v)", ErrNotFound, data, err)
+		return nil, fmt.Errorf("%w: PG_DATA=%s is not a PostgreSQL data directory (%v)", ErrNotFound, o.Data, err)
 	}
-	c := &Cluster{Version: strings.TrimSpace(string(b)), Data: data, BinDir: cfg.Get(config.PGBinDir),
-		Host: cfg.Get(config.PGHost), Port: cfg.Int(config.PGPort), OSUser: osUser}
+	c := &Cluster{Version: strings.TrimSpace(string(b)), Data: o.Data, BinDir: o.BinDir,
+		Host: o.Host, Port: o.Port, OSUser: o.OSUser}
 	if c.BinDir == "" {
 		c.BinDir = "/usr/lib/postgresql/" + c.Version + "/bin"
 	}
-	c.Online = running(data)
+	c.Online = running(o.Data)
 	return c, nil
 }
 
@@ -256,7 +265,7 @@ type oneShot struct {
 // without the final newline.
 func (o oneShot) Query(ctx context.Context, sql string) (string, error) {
 	// Dir "/": the postgres user may not be able to enter our working directory.
-	out, err := o.r.Run(ctx, run.Step{Argv: o.c.PsqlArgv(sql), Dir: "/", Timeout: 30 * time.Second})
+	out, err := o.r.Exec(ctx, run.Step{Argv: o.c.PsqlArgv(sql), Dir: "/", Timeout: 30 * time.Second})
 	if err != nil {
 		return "", fmt.Errorf("querying PostgreSQL %s: %w", o.c, err)
 	}
@@ -345,7 +354,7 @@ func (c *Cluster) PromoteCtlStep(wait time.Duration) run.Step {
 		argv = []string{"pg_ctlcluster", c.Version, c.Name, "promote"}
 	}
 	return run.Step{What: fmt.Sprintf("promote PostgreSQL %s to primary (%s promote)", c, c.CtlTool()),
-		Argv: argv, Changes: true, Dir: "/", Timeout: wait + 30*time.Second}
+		Argv: argv, Dir: "/", Timeout: wait + 30*time.Second}
 }
 
 // CtlTool names the program that controls the cluster's server.
@@ -360,9 +369,8 @@ func (c *Cluster) CtlTool() string {
 // that is, this machine serves as production, and names the cluster. No
 // cluster found, or a stopped one, is (false, "", nil): the PROMOTED key
 // guards those cases. It asks the running server, not standby.signal.
-func LocalIsPrimary(ctx context.Context, cfg *config.Config) (bool, string, error) {
-	r := &run.Runner{}
-	c, err := Find(ctx, r, cfg)
+func LocalIsPrimary(ctx context.Context, r *run.Runner, o Options) (bool, string, error) {
+	c, err := Find(ctx, r, o)
 	if errors.Is(err, ErrNotFound) {
 		return false, "", nil
 	}

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
@@ -84,17 +83,10 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
-// labConfig points the PG_* keys at a lab cluster, as a site without
-// Debian's postgresql-common would.
-func labConfig(t testing.TB, c *pglab.Cluster) *config.Config {
-	t.Helper()
-	text := fmt.Sprintf("PG_DATA=%q\nPG_BINDIR=%q\nPG_HOST=%q\nPG_PORT=\"%d\"\nPG_OSUSER=%q\n",
-		c.Data, c.BinDir, c.Socket, c.Port, c.OSUser)
-	cfg, err := config.Parse("test.conf", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+// labConfig points at a lab cluster, as a site without Debian's
+// postgresql-common would (PG_DATA, PG_BINDIR, ...).
+func labConfig(t testing.TB, c *pglab.Cluster) Options {
+	return Options{Data: c.Data, BinDir: c.BinDir, Host: c.Socket, Port: c.Port, OSUser: c.OSUser}
 }
 
 func TestStandbyStatusAndPromotion(t *testing.T) {
@@ -127,11 +119,11 @@ func TestStandbyStatusAndPromotion(t *testing.T) {
 	if st.Lag > time.Minute {
 		t.Errorf("lag %v, want seconds", st.Lag)
 	}
-	if prim, _, err := LocalIsPrimary(ctx, cfg); err != nil || prim {
+	if prim, _, err := LocalIsPrimary(ctx, &run.Runner{}, cfg); err != nil || prim {
 		t.Fatalf("LocalIsPrimary on a standby = %v, %v", prim, err)
 	}
 
-	sess, err := c.Open(ctx)
+	sess, err := c.Open(ctx, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +146,7 @@ func TestStandbyStatusAndPromotion(t *testing.T) {
 	if st.InRecovery || st.Timeline != 2 {
 		t.Fatalf("after promotion: %+v, want out of recovery on timeline 2", st)
 	}
-	if prim, _, err := LocalIsPrimary(ctx, cfg); err != nil || !prim {
+	if prim, _, err := LocalIsPrimary(ctx, &run.Runner{}, cfg); err != nil || !prim {
 		t.Fatalf("LocalIsPrimary on a promoted standby = %v, %v", prim, err)
 	}
 	s.Exec(t, "INSERT INTO t VALUES (2)")
@@ -172,7 +164,7 @@ func TestStandbyStatusAndPromotion(t *testing.T) {
 	if err != nil || c.Online {
 		t.Fatalf("stopped cluster: %+v, %v", c, err)
 	}
-	if prim, _, err := LocalIsPrimary(ctx, cfg); err != nil || prim {
+	if prim, _, err := LocalIsPrimary(ctx, &run.Runner{}, cfg); err != nil || prim {
 		t.Fatalf("LocalIsPrimary on a stopped cluster = %v, %v", prim, err)
 	}
 }
@@ -187,7 +179,7 @@ func TestPromoteWithPgCtl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Run(ctx, c.PromoteCtlStep(30*time.Second)); err != nil {
+	if _, err := r.Exec(ctx, c.PromoteCtlStep(30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	st, err := ReadStatus(ctx, c.Via(r))
@@ -200,14 +192,11 @@ func TestPromoteWithPgCtl(t *testing.T) {
 }
 
 func TestNoClusterConfigured(t *testing.T) {
-	cfg, err := config.Parse("test.conf", []byte("PG_DATA=\"/nonexistent/data\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := Options{Data: "/nonexistent/data"}
 	if _, err := Find(context.Background(), &run.Runner{}, cfg); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("got %v, want ErrNotFound", err)
 	}
-	if prim, _, err := LocalIsPrimary(context.Background(), cfg); err != nil || prim {
+	if prim, _, err := LocalIsPrimary(context.Background(), &run.Runner{}, cfg); err != nil || prim {
 		t.Fatalf("LocalIsPrimary = %v, %v; want false, nil", prim, err)
 	}
 }
@@ -236,10 +225,7 @@ func TestDebianCluster(t *testing.T) {
 	}
 	t.Setenv("PG_CLUSTER_CONF_ROOT", root)
 
-	cfg, err := config.Parse("test.conf", []byte("PG_CLUSTER=\"15/lab\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := Options{Cluster: "15/lab", Host: "/var/run/postgresql", Port: 5432, OSUser: "postgres"}
 	r := &run.Runner{}
 	c, err := Find(ctx, r, cfg)
 	if err != nil {
@@ -257,12 +243,12 @@ func TestDebianCluster(t *testing.T) {
 	if strings.Join(step.Argv, " ") != "pg_ctlcluster 15 lab promote" {
 		t.Errorf("fallback promotion: %q", step.Argv)
 	}
-	if _, err := r.Run(ctx, step); err != nil {
+	if _, err := r.Exec(ctx, step); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		prim, _, err := LocalIsPrimary(ctx, cfg)
+		prim, _, err := LocalIsPrimary(ctx, &run.Runner{}, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,11 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
@@ -20,70 +16,25 @@ import (
 // starting psql costs more than the queries a promotion needs, and the
 // connection stays up across the promotion.
 type Session struct {
-	c      *Cluster
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	outR   *os.File
-	out    *bufio.Reader
-	stderr *syncTail
-	exited chan struct{} // closed when psql has exited and its stderr is read
-	dead   error
-}
-
-// syncTail is a run.Tail safe to read while psql writes to it.
-type syncTail struct {
-	mu sync.Mutex
-	t  run.Tail
-}
-
-func (s *syncTail) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.t.Write(p)
-}
-
-func (s *syncTail) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.t.String()
+	c    *Cluster
+	p    *run.Proc
+	out  *bufio.Reader
+	dead error
 }
 
 // marker ends each query's output; psql's ERROR and LAST_ERROR_MESSAGE
 // variables follow it on the same line.
 const marker = "__ot_redundancy_end_of_query__"
 
-// Open starts psql as the cluster's user and checks that it connected.
-func (c *Cluster) Open(ctx context.Context) (*Session, error) {
-	argv := c.psql()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = "/" // the postgres user may not be able to enter our working directory
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	s := &Session{c: c, cmd: cmd, stderr: &syncTail{t: run.Tail{Max: 4 << 10}}, exited: make(chan struct{})}
-	cmd.Stderr = s.stderr
-	var err error
-	if s.in, err = cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	// Our own pipe, not StdoutPipe: Wait, run aside, must not close it
-	// under a reader that has not yet read psql's last words.
-	out, w, err := os.Pipe()
+// Open starts psql as the cluster's user through r and checks that it
+// connected.
+func (c *Cluster) Open(ctx context.Context, r *run.Runner) (*Session, error) {
+	// Dir "/": the postgres user may not be able to enter our working directory.
+	p, err := r.Start(ctx, c.psql(), run.StartOptions{Dir: "/", Stdin: true, Stdout: true})
 	if err != nil {
-		s.in.Close()
-		return nil, err
-	}
-	cmd.Stdout = w
-	s.outR, s.out = out, bufio.NewReader(out)
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		out.Close()
-		s.in.Close()
 		return nil, fmt.Errorf("starting psql for PostgreSQL %s: %w", c, err)
 	}
-	go func() {
-		cmd.Wait()
-		close(s.exited)
-	}()
+	s := &Session{c: c, p: p, out: bufio.NewReader(p.Stdout())}
 	if _, err := s.Query(ctx, "SELECT 1"); err != nil {
 		s.Close()
 		return nil, err
@@ -116,14 +67,14 @@ func (s *Session) Query(ctx context.Context, sql string) (string, error) {
 	case r := <-done:
 		return r.out, r.err
 	case <-ctx.Done():
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		s.p.Kill()
 		s.dead = fmt.Errorf("querying PostgreSQL %s: %w", s.c, ctx.Err())
 		return "", s.dead
 	}
 }
 
 func (s *Session) roundTrip(sql string) (string, error) {
-	if _, err := fmt.Fprintf(s.in, "%s;\n\\echo %s :ERROR :LAST_ERROR_MESSAGE\n", sql, marker); err != nil {
+	if _, err := fmt.Fprintf(s.p.Stdin(), "%s;\n\\echo %s :ERROR :LAST_ERROR_MESSAGE\n", sql, marker); err != nil {
 		return "", s.fail(err)
 	}
 	var lines []string
@@ -152,11 +103,11 @@ func (s *Session) fail(err error) error {
 	if errors.Is(err, io.EOF) {
 		// psql is exiting: let it finish saying why.
 		select {
-		case <-s.exited:
+		case <-s.p.Done():
 		case <-time.After(2 * time.Second):
 		}
 	}
-	msg := strings.TrimSpace(s.stderr.String())
+	msg := strings.TrimSpace(s.p.Stderr())
 	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
 		msg = msg[i+1:]
 	}
@@ -167,18 +118,11 @@ func (s *Session) fail(err error) error {
 	return s.dead
 }
 
-// Close ends psql.
+// Close ends psql: end of input, then up to 5 s to exit.
 func (s *Session) Close() error {
 	if s == nil {
 		return nil
 	}
-	s.in.Close()
-	select {
-	case <-s.exited:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.exited
-	}
-	s.outR.Close()
+	s.p.Stop(5 * time.Second)
 	return nil
 }

@@ -227,24 +227,11 @@ func Explain(err error) string {
 	if strings.Contains(re.Stderr, "No space left on device") {
 		msg = "the standby's disk is full (" + msg + ")"
 	}
-	if last := lastError(re.Stderr); last != "" {
+	// rsync ends with generic lines ("rsync error: ... at main.c(...)",
+	// the --max-delete and "IO error ... skipping file deletion" notes)
+	// that say less than the cause.
+	if last := run.Cause(err, "rsync error:", "Deletions stopped due to --max-delete", "IO error encountered"); last != "" {
 		msg += ": " + last
 	}
 	return msg
-}
-
-// lastError is the last stderr line worth showing: rsync ends with
-// generic lines ("rsync error: ... at main.c(...)", the --max-delete and
-// "IO error ... skipping file deletion" notes) that say less than the cause.
-func lastError(stderr string) string {
-	lines := strings.Split(strings.TrimSpace(stderr), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(lines[i])
-		if l == "" || strings.HasPrefix(l, "rsync error:") || strings.HasPrefix(l, "Deletions stopped due to --max-delete") ||
-			strings.HasPrefix(l, "IO error encountered") {
-			continue
-		}
-		return l
-	}
-	return ""
 }

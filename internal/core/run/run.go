@@ -1,12 +1,15 @@
 // Package run executes the external tools the suite drives (ssh, rsync,
-// apt-get, pip, pg_ctl, ...). Commands are argv, never shell strings. Each
-// runs in its own process group with a deadline, and the whole group is
-// killed on timeout or when the program is interrupted, so no ssh or rsync is
-// left behind.
+// apt-get, pip, pg_ctl, ...) and applies plans. Commands are argv, never
+// shell strings. Each runs in its own process group with a deadline, and the
+// whole group is killed on timeout or when the program is interrupted, so no
+// ssh or rsync is left behind.
 //
-// A Runner in dry-run mode prints every state-changing step, shell-quoted so
-// it can be pasted, and runs none of them; read-only probes still run, so the
-// preview is exact.
+// A program reads what it needs first (Query: read-only probes, which run in
+// a dry run too, so the preview is exact), then builds its plan, a list of
+// Steps, and hands it to Apply. Apply is the one place where --dry-run
+// matters: it prints the plan, shell-quoted so it can be pasted, or runs it.
+// restic's prune is the model: a plan is computed, then executed, and a dry
+// run is a property of the execution, not of the program.
 package run
 
 import (
@@ -17,7 +20,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,11 +30,22 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Step is one command of a plan.
+// Step is one thing a plan does: an external command (Argv), or work done
+// in this process (Do: a file written, a configuration rewritten, or a
+// command whose output the program reads as it runs).
 type Step struct {
-	What    string        // what it does and why, for people
-	Argv    []string      // the exact command
-	Changes bool          // true when it changes state: printed, not run, in a dry run
+	What string   // what it does and why, for people
+	Argv []string // the command; for a Do step, the command Do runs, if any (printed)
+	// Do, when set, is called instead of running Argv.
+	Do func(ctx context.Context) error
+	// Show is what a dry run prints for a step that runs no command: what
+	// it would write. Printed as comments, so the plan stays pasteable.
+	Show []string
+	// Preview, when set, runs in a dry run after the step is printed: a
+	// read-only probe that shows what the step would change (rsync -n,
+	// apt-get -s, pip install --dry-run).
+	Preview func(ctx context.Context) error
+
 	Timeout time.Duration // wall-clock deadline; 0 means DefaultTimeout
 	Env     []string      // extra KEY=value pairs
 	Dir     string
@@ -40,6 +56,8 @@ type Step struct {
 	// reads what it needs as it passes.
 	StreamOnly bool
 	Stderr     io.Writer // also streamed here when set; its tail is always kept
+	// MaxOutput bounds the output kept in memory; 0 means MaxOutput.
+	MaxOutput int
 	// Detach leaves what the command started running after it exits (a
 	// service's daemon): its group is not killed, and its output goes to a
 	// file, so a daemon holding it open cannot stall the step.
@@ -48,6 +66,17 @@ type Step struct {
 
 // DefaultTimeout bounds a step that does not set its own.
 const DefaultTimeout = 10 * time.Minute
+
+// MaxOutput bounds what one command's captured output may hold. Output
+// comes from production too (listings, package lists, pip's JSON): a
+// hostile or broken production must not make the standby's memory grow
+// without bound (the OOM killer might pick the standby's PostgreSQL).
+// Output that grows with the data is streamed instead (StreamOnly).
+const MaxOutput = 64 << 20
+
+// ErrOutputLimit is wrapped by the error of a command whose output passed
+// its limit; the command was stopped.
+var ErrOutputLimit = errors.New("output limit reached")
 
 // Error is a failed command: its argv, the tail of its stderr and the cause.
 type Error struct {
@@ -60,8 +89,8 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	if s := strings.TrimSpace(e.Stderr); s != "" {
-		b.WriteString(lastLine(s))
+	if s := Cause(e); s != "" {
+		b.WriteString(s)
 		b.WriteString(": ")
 	}
 	b.WriteString(shellquote.Join(e.Argv...))
@@ -77,19 +106,55 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-func lastLine(s string) string {
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return strings.TrimSpace(s[i+1:])
-	}
-	return s
+// NotFoundError is a command that is not installed. It wraps
+// exec.ErrNotFound, so errors.Is(err, exec.ErrNotFound) holds.
+type NotFoundError struct {
+	Name string
+	Err  error
 }
 
-// Runner runs steps. The zero value runs for real with a disabled logger.
+func (e *NotFoundError) Error() string { return e.Name + " not found: install it or fix PATH" }
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
+// Runner runs commands and applies plans. The zero value runs for real
+// with a disabled logger.
 type Runner struct {
 	DryRun bool
-	Out    io.Writer // where a dry run prints its steps (default stdout)
+	Out    io.Writer // where a dry run prints its plan (default stdout)
 	Log    zerolog.Logger
-	Env    []string // extra environment for every step
+	Env    []string // extra environment for every command
+	// Shown rewrites an argv for printing: a command that uses the run's
+	// private ssh master is shown as the plain command an operator can
+	// paste (ssh.Conn.Plain).
+	Shown func(argv []string) []string
+}
+
+// Apply runs a plan's steps in order and stops at the first that fails. In
+// a dry run it prints each step (and runs its Preview) instead. A step with
+// nothing to print (no What, Argv or Show) is silent in a dry run: a
+// report, or a question only the real run asks.
+func (r *Runner) Apply(ctx context.Context, steps ...Step) error {
+	for _, s := range steps {
+		if r.DryRun {
+			r.Print(s)
+			if s.Preview != nil {
+				if err := s.Preview(ctx); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		var err error
+		if s.Do != nil {
+			err = s.Do(ctx)
+		} else if len(s.Argv) > 0 {
+			_, err = r.Exec(ctx, s)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Print writes a step the way a dry run shows it.
@@ -101,29 +166,34 @@ func (r *Runner) Print(s Step) {
 	if s.What != "" {
 		fmt.Fprintf(out, "# %s\n", s.What)
 	}
-	env := ""
-	if len(s.Env) > 0 {
-		env = shellquote.Join(s.Env...) + " "
+	if len(s.Argv) > 0 {
+		env := ""
+		if len(s.Env) > 0 {
+			env = shellquote.Join(s.Env...) + " "
+		}
+		fmt.Fprintf(out, "%s%s\n", env, shellquote.Join(r.shown(s.Argv)...))
 	}
-	fmt.Fprintf(out, "%s%s\n", env, shellquote.Join(s.Argv...))
+	for _, l := range s.Show {
+		fmt.Fprintf(out, "#   %s\n", l)
+	}
 }
 
-// Run runs a step and returns its standard output. In a dry run a step that
-// changes state is printed and skipped (nil output, nil error).
-func (r *Runner) Run(ctx context.Context, s Step) ([]byte, error) {
-	if r.DryRun && s.Changes {
-		r.Print(s)
-		return nil, nil
+func (r *Runner) shown(argv []string) []string {
+	if r.Shown == nil {
+		return argv
 	}
-	return r.exec(ctx, s)
+	return r.Shown(argv)
 }
 
-// Query runs a read-only command, even in a dry run, and returns its stdout.
+// Query runs a read-only command, also in a dry run, and returns its stdout.
 func (r *Runner) Query(ctx context.Context, argv ...string) ([]byte, error) {
-	return r.exec(ctx, Step{Argv: argv})
+	return r.Exec(ctx, Step{Argv: argv})
 }
 
-func (r *Runner) exec(ctx context.Context, s Step) ([]byte, error) {
+// Exec runs a step's command now, also in a dry run, and returns its
+// stdout: for read-only probes that need a Step's options, and for the
+// commands a Do step runs.
+func (r *Runner) Exec(ctx context.Context, s Step) ([]byte, error) {
 	if len(s.Argv) == 0 {
 		return nil, errors.New("run: empty command")
 	}
@@ -134,26 +204,22 @@ func (r *Runner) exec(ctx context.Context, s Step) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, s.Argv[0], s.Argv[1:]...)
-	// Own process group, so the whole tree can be signalled; Pdeathsig so a
-	// killed parent does not leave its children running.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Dir = s.Dir
-	cmd.Env = append(append(os.Environ(), r.Env...), s.Env...)
-	cmd.Stdin = s.Stdin
+	cmd := r.command(ctx, s)
 	if s.Detach {
 		return r.execDetached(ctx, cmd, s)
 	}
-	var stdout bytes.Buffer
+	limit := s.MaxOutput
+	if limit <= 0 {
+		limit = MaxOutput
+	}
+	stdout := &capped{max: limit, over: func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }}
 	switch {
 	case s.Stdout != nil && s.StreamOnly:
 		cmd.Stdout = s.Stdout
 	case s.Stdout != nil:
-		cmd.Stdout = io.MultiWriter(&stdout, s.Stdout)
+		cmd.Stdout = io.MultiWriter(stdout, s.Stdout)
 	default:
-		cmd.Stdout = &stdout
+		cmd.Stdout = stdout
 	}
 	tail := &Tail{Max: 8 << 10}
 	if s.Stderr != nil {
@@ -171,10 +237,26 @@ func (r *Runner) exec(ctx context.Context, s Step) ([]byte, error) {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	r.Log.Debug().Str("cmd", s.Argv[0]).Dur("took", time.Since(start)).Err(err).Msg("done")
-	if err == nil {
-		return stdout.Bytes(), nil
+	if stdout.exceeded() {
+		err = fmt.Errorf("%w: more than %d MiB of output, stopped", ErrOutputLimit, limit>>20)
 	}
-	return stdout.Bytes(), r.failure(ctx, s, tail.String(), err)
+	if err == nil {
+		return stdout.buf.Bytes(), nil
+	}
+	return stdout.buf.Bytes(), r.failure(ctx, s, tail.String(), err)
+}
+
+// command prepares s's process: its own group, so the whole tree can be
+// signalled; Pdeathsig, so a killed parent does not leave it running.
+func (r *Runner) command(ctx context.Context, s Step) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, s.Argv[0], s.Argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Dir = s.Dir
+	cmd.Env = append(append(os.Environ(), r.Env...), s.Env...)
+	cmd.Stdin = s.Stdin
+	return cmd
 }
 
 // execDetached runs a Detach step: output to a temporary file, and the
@@ -189,13 +271,23 @@ func (r *Runner) execDetached(ctx context.Context, cmd *exec.Cmd, s Step) ([]byt
 	cmd.Stdout, cmd.Stderr = f, f
 	r.Log.Debug().Str("cmd", shellquote.Join(s.Argv...)).Msg("run (detached)")
 	err = cmd.Run()
-	out, _ := os.ReadFile(f.Name())
+	out := fileTail(f, 8<<10)
 	if err == nil {
 		return out, nil
 	}
-	tail := &Tail{Max: 8 << 10}
-	tail.Write(out)
-	return out, r.failure(ctx, s, tail.String(), err)
+	return out, r.failure(ctx, s, string(out), err)
+}
+
+// fileTail returns the last n bytes of f.
+func fileTail(f *os.File, n int64) []byte {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	off := max(fi.Size()-n, 0)
+	out := make([]byte, fi.Size()-off)
+	got, _ := f.ReadAt(out, off)
+	return out[:got]
 }
 
 func (r *Runner) failure(ctx context.Context, s Step, stderr string, err error) *Error {
@@ -205,12 +297,50 @@ func (r *Runner) failure(ctx context.Context, s Step, stderr string, err error) 
 		e.ExitCode = exitErr.ExitCode()
 	}
 	if errors.Is(err, exec.ErrNotFound) {
-		e.Err = fmt.Errorf("%s not found: install it or fix PATH", s.Argv[0])
+		e.Err = &NotFoundError{Name: s.Argv[0], Err: err}
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		e.TimedOut = true
 	}
 	return e
+}
+
+// capped keeps up to max bytes; past that it calls over once (which stops
+// the command) and drops the rest.
+type capped struct {
+	buf  bytes.Buffer
+	max  int
+	over func()
+	hit  bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if c.hit {
+		return len(p), nil
+	}
+	if c.buf.Len()+len(p) > c.max {
+		c.hit = true
+		c.over()
+		return len(p), nil
+	}
+	return c.buf.Write(p)
+}
+
+func (c *capped) exceeded() bool { return c.hit }
+
+// Cause is the line of a failed command's stderr that says why: the last
+// one that is not blank and holds none of noise (the generic lines a tool
+// ends with, such as rsync's "rsync error: ... at main.c"), or "". Every
+// message that explains a failure takes its cause from here.
+func Cause(err error, noise ...string) string {
+	lines := strings.Split(strings.TrimSpace(Stderr(err)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l != "" && !slices.ContainsFunc(noise, func(n string) bool { return strings.Contains(l, n) }) {
+			return l
+		}
+	}
+	return ""
 }
 
 // Brief says why a command failed in a few words, for a message that
@@ -221,10 +351,13 @@ func Brief(err error) string {
 		return err.Error()
 	}
 	msg := fmt.Sprintf("exit status %d", e.ExitCode)
-	if e.TimedOut {
+	switch {
+	case e.TimedOut:
 		msg = "timed out"
+	case errors.Is(e.Err, ErrOutputLimit), errors.Is(e.Err, exec.ErrNotFound):
+		msg = e.Err.Error()
 	}
-	if line := lastLine(strings.TrimSpace(e.Stderr)); line != "" {
+	if line := Cause(err); line != "" {
 		msg = line + " (" + msg + ")"
 	}
 	return msg
@@ -239,13 +372,26 @@ func ExitCode(err error) int {
 	return -1
 }
 
-// Tail is an io.Writer keeping only the last Max bytes written.
+// Stderr returns the kept tail of a failed command's stderr, or "".
+func Stderr(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Stderr
+	}
+	return ""
+}
+
+// Tail is an io.Writer keeping only the last Max bytes written. It is safe
+// for one writer and concurrent readers.
 type Tail struct {
 	Max int
+	mu  sync.Mutex
 	buf []byte
 }
 
 func (t *Tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > t.Max {
 		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.Max:]...)
@@ -253,4 +399,8 @@ func (t *Tail) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *Tail) String() string { return string(t.buf) }
+func (t *Tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

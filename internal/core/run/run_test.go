@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,29 +15,78 @@ import (
 	"time"
 )
 
-func TestDryRunPrintsChangingStepsOnly(t *testing.T) {
+// A dry run prints the plan, pasteable: commands as they would run (the
+// master socket shown as a plain command), in-process writes as comments,
+// previews run; nothing of the plan runs. A real run runs each step.
+func TestApplyPrintsOrRuns(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "touched it")
+	did, previewed := 0, 0
+	plan := []Step{
+		{What: "create a file", Argv: []string{"touch", marker}},
+		{What: "write a setting", Show: []string{`KEY="v"`}, Do: func(context.Context) error { did++; return nil }},
+		{Argv: []string{"ssh", "-o", "ControlPath=/tmp/sock", "host"}, Do: func(context.Context) error { did++; return nil },
+			Preview: func(context.Context) error { previewed++; return nil }},
+		{Do: func(context.Context) error { did++; return nil }}, // a report: silent in a dry run
+	}
 	var out bytes.Buffer
-	r := &Runner{DryRun: true, Out: &out}
-	if _, err := r.Run(context.Background(), Step{What: "create a file", Argv: []string{"touch", marker}, Changes: true}); err != nil {
+	r := &Runner{DryRun: true, Out: &out, Shown: func(argv []string) []string {
+		if argv[0] != "ssh" {
+			return argv
+		}
+		return slices.Replace(slices.Clone(argv), 2, 3, "ControlPath=none")
+	}}
+	if err := r.Apply(context.Background(), plan...); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(marker); !os.IsNotExist(err) {
-		t.Fatal("dry run executed a changing step")
+	if _, err := os.Stat(marker); !os.IsNotExist(err) || did != 0 {
+		t.Fatal("a dry run ran its plan")
 	}
-	if want := "# create a file\ntouch '" + marker + "'\n"; out.String() != want {
-		t.Fatalf("printed %q, want %q", out.String(), want)
+	want := "# create a file\ntouch '" + marker + "'\n# write a setting\n#   KEY=\"v\"\nssh -o ControlPath=none host\n"
+	if out.String() != want || previewed != 1 {
+		t.Fatalf("printed %q (previews %d), want %q", out.String(), previewed, want)
 	}
-	got, err := r.Run(context.Background(), Step{Argv: []string{"echo", "probe"}})
+	got, err := r.Query(context.Background(), "echo", "probe")
 	if err != nil || string(got) != "probe\n" {
-		t.Fatalf("read-only step in dry run: %q %v", got, err)
+		t.Fatalf("a probe in a dry run: %q %v", got, err)
+	}
+
+	out.Reset()
+	r.DryRun = false
+	if err := r.Apply(context.Background(), plan...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err != nil || did != 3 || previewed != 1 || out.Len() != 0 {
+		t.Fatalf("real run: marker %v, did %d, previews %d, printed %q", err, did, previewed, out.String())
+	}
+}
+
+// Apply stops at the first step that fails.
+func TestApplyStopsAtFailure(t *testing.T) {
+	ran := false
+	err := (&Runner{}).Apply(context.Background(),
+		Step{Argv: []string{"false"}},
+		Step{Do: func(context.Context) error { ran = true; return nil }})
+	if ExitCode(err) != 1 || ran {
+		t.Fatalf("err %v, later step ran %v", err, ran)
+	}
+}
+
+// Output past the limit stops the command and says so; nothing beyond the
+// limit is kept.
+func TestOutputLimit(t *testing.T) {
+	out, err := (&Runner{}).Exec(context.Background(), Step{Argv: []string{"yes"}, MaxOutput: 1 << 20})
+	if !errors.Is(err, ErrOutputLimit) || len(out) > 1<<20 {
+		t.Fatalf("err %v, kept %d bytes", err, len(out))
+	}
+	if !strings.Contains(err.Error(), "more than 1 MiB of output") {
+		t.Errorf("message %q", err)
 	}
 }
 
 func TestErrorCarriesArgvStderrAndCode(t *testing.T) {
 	r := &Runner{}
-	_, err := r.Run(context.Background(), Step{Argv: []string{"sh", "-c", "echo first >&2; echo 'it broke' >&2; exit 3"}})
+	_, err := r.Exec(context.Background(), Step{Argv: []string{"sh", "-c", "echo first >&2; echo 'it broke' >&2; exit 3"}})
 	var e *Error
 	if !errors.As(err, &e) {
 		t.Fatalf("error %T %v", err, err)
@@ -50,7 +101,7 @@ func TestErrorCarriesArgvStderrAndCode(t *testing.T) {
 
 func TestNotFound(t *testing.T) {
 	_, err := (&Runner{}).Query(context.Background(), "ot-no-such-tool")
-	if err == nil || !strings.Contains(err.Error(), "ot-no-such-tool not found") {
+	if err == nil || !strings.Contains(err.Error(), "ot-no-such-tool not found") || !errors.Is(err, exec.ErrNotFound) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -61,7 +112,7 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
 	start := time.Now()
-	_, err := (&Runner{}).Run(context.Background(), Step{
+	_, err := (&Runner{}).Exec(context.Background(), Step{
 		Argv:    []string{"sh", "-c", "sleep 60 & echo $! > " + pidFile + "; wait"},
 		Timeout: 300 * time.Millisecond,
 	})
@@ -93,7 +144,7 @@ func TestCancelKillsStep(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
 	start := time.Now()
-	_, err := (&Runner{}).Run(ctx, Step{Argv: []string{"sleep", "30"}})
+	_, err := (&Runner{}).Exec(ctx, Step{Argv: []string{"sleep", "30"}})
 	if err == nil || time.Since(start) > 6*time.Second {
 		t.Fatalf("cancel: %v after %v", err, time.Since(start))
 	}
@@ -113,7 +164,7 @@ func TestTail(t *testing.T) {
 func TestDetachLeavesDaemonRunning(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	start := time.Now()
-	out, err := (&Runner{}).Run(context.Background(), Step{
+	out, err := (&Runner{}).Exec(context.Background(), Step{
 		Argv:   []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; echo started"},
 		Detach: true,
 	})
@@ -126,7 +177,7 @@ func TestDetachLeavesDaemonRunning(t *testing.T) {
 		t.Fatalf("daemon %d not running", pid)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	_, err = (&Runner{}).Run(context.Background(), Step{Argv: []string{"sh", "-c", "echo no such service >&2; exit 1"}, Detach: true})
+	_, err = (&Runner{}).Exec(context.Background(), Step{Argv: []string{"sh", "-c", "echo no such service >&2; exit 1"}, Detach: true})
 	if err == nil || !strings.HasPrefix(err.Error(), "no such service: sh -c") {
 		t.Fatalf("%v", err)
 	}
@@ -135,11 +186,11 @@ func TestDetachLeavesDaemonRunning(t *testing.T) {
 func TestStreamOnlyKeepsNothing(t *testing.T) {
 	var seen bytes.Buffer
 	r := &Runner{}
-	got, err := r.Run(context.Background(), Step{Argv: []string{"echo", "streamed"}, Stdout: &seen, StreamOnly: true})
+	got, err := r.Exec(context.Background(), Step{Argv: []string{"echo", "streamed"}, Stdout: &seen, StreamOnly: true})
 	if err != nil || len(got) != 0 || seen.String() != "streamed\n" {
 		t.Fatalf("returned %q, streamed %q, err %v", got, seen.String(), err)
 	}
-	got, err = r.Run(context.Background(), Step{Argv: []string{"echo", "both"}, Stdout: &seen})
+	got, err = r.Exec(context.Background(), Step{Argv: []string{"echo", "both"}, Stdout: &seen})
 	if err != nil || string(got) != "both\n" || seen.String() != "streamed\nboth\n" {
 		t.Fatalf("returned %q, streamed %q, err %v", got, seen.String(), err)
 	}

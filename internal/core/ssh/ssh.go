@@ -13,16 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kballard/go-shellquote"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 )
 
@@ -35,29 +32,6 @@ type Target struct {
 	KnownHosts     string
 	ConnectTimeout int // seconds
 }
-
-// FromConfig reads the target from a loaded configuration.
-func FromConfig(c *config.Config) (Target, error) {
-	host, err := c.Source()
-	if err != nil {
-		return Target{}, err
-	}
-	t := Target{
-		Host:           host,
-		User:           c.Get(config.RemoteOdoo),
-		Port:           c.Int(config.SSHPort),
-		KnownHosts:     c.Get(config.SSHKnownHosts),
-		ConnectTimeout: c.Int(config.SSHConnectTimeout),
-	}
-	// A missing default key is not an error: ssh then tries its defaults
-	// (an agent is never consulted: root's cron has none).
-	if id := c.Get(config.SSHIdentity); c.IsSet(config.SSHIdentity) || fileExists(id) {
-		t.Identity = id
-	}
-	return t, nil
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // Options returns the ssh options every connection uses, without the
 // destination. controlPath, when set, routes the connection through a master.
@@ -107,21 +81,21 @@ func (t Target) command(controlPath string, remote []string) []string {
 // Conn is one run's multiplexed connection to production.
 type Conn struct {
 	Target
+	r      *run.Runner
 	dir    string
 	sock   string
-	master *exec.Cmd
-	stderr *run.Tail
-	done   chan struct{}
+	master *run.Proc
 }
 
-// Dial opens the master connection, bounded by the connect timeout. The
-// master belongs to this process (no ControlPersist): Close ends it.
-func Dial(ctx context.Context, t Target) (*Conn, error) {
+// Dial opens the master connection through r, bounded by the connect
+// timeout. The master belongs to this process (no ControlPersist): Close
+// ends it.
+func Dial(ctx context.Context, r *run.Runner, t Target) (*Conn, error) {
 	dir, err := os.MkdirTemp("", "ot-ssh-")
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{Target: t, dir: dir, sock: filepath.Join(dir, "master"), stderr: &run.Tail{Max: 4096}, done: make(chan struct{})}
+	c := &Conn{Target: t, r: r, dir: dir, sock: filepath.Join(dir, "master")}
 	argv := append([]string{"ssh"}, t.Options("")...)
 	// Replace the client's "ControlMaster=no, ControlPath=none" with a master.
 	for i := range argv {
@@ -133,15 +107,12 @@ func Dial(ctx context.Context, t Target) (*Conn, error) {
 		}
 	}
 	argv = append(argv, "-o", "ControlPersist=no", "-N", "--", t.Host)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	cmd.Stderr = c.stderr
-	if err := cmd.Start(); err != nil {
+	master, err := r.Start(ctx, argv, run.StartOptions{})
+	if err != nil {
 		os.RemoveAll(dir)
-		return nil, &run.Error{Argv: argv, ExitCode: -1, Err: err}
+		return nil, err
 	}
-	c.master = cmd
-	go func() { cmd.Wait(); close(c.done) }()
+	c.master = master
 
 	timeout := time.Duration(t.ConnectTimeout+5) * time.Second
 	if t.ConnectTimeout <= 0 {
@@ -153,12 +124,12 @@ func Dial(ctx context.Context, t Target) (*Conn, error) {
 	defer tick.Stop()
 	for {
 		select {
-		case <-c.done:
+		case <-master.Done():
 			os.RemoveAll(dir)
-			return nil, c.failure(argv, nil)
+			return nil, master.Err(nil)
 		case <-deadline.C:
 			c.Close()
-			return nil, c.failure(argv, errors.New("timed out"))
+			return nil, master.Err(errors.New("timed out"))
 		case <-ctx.Done():
 			c.Close()
 			return nil, ctx.Err()
@@ -176,17 +147,6 @@ func Dial(ctx context.Context, t Target) (*Conn, error) {
 func (c *Conn) ready() error {
 	_, err := os.Stat(c.sock)
 	return err
-}
-
-func (c *Conn) failure(argv []string, cause error) error {
-	code := -1
-	if c.master.ProcessState != nil {
-		code = c.master.ProcessState.ExitCode()
-	}
-	if cause == nil {
-		cause = fmt.Errorf("exit status %d", code)
-	}
-	return &run.Error{Argv: argv, Stderr: c.stderr.String(), ExitCode: code, Err: cause}
 }
 
 // Command returns the ssh argv that runs remote on production through the
@@ -211,21 +171,29 @@ func (c *Conn) Spec(path string) string {
 	return host + ":" + path
 }
 
-// Close ends the master connection and removes its socket directory.
+// Plain rewrites an argv that uses the master connection into the one an
+// operator can run: the same options without the run's private socket.
+// Runner.Shown uses it to print a plan.
+func (c *Conn) Plain(argv []string) []string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i] = strings.ReplaceAll(a, "ControlPath="+c.sock, "ControlPath=none")
+	}
+	return out
+}
+
+// Close ends the master connection (ssh -O exit, through the runner, with
+// a deadline; then the master is stopped) and removes its socket directory.
 func (c *Conn) Close() error {
-	if c.master == nil || c.master.Process == nil {
+	if c.master == nil {
 		return nil
 	}
 	select {
-	case <-c.done:
+	case <-c.master.Done():
 	default:
-		exec.Command("ssh", "-F", "/dev/null", "-o", "ControlPath="+c.sock, "-O", "exit", "--", c.Host).Run()
-		select {
-		case <-c.done:
-		case <-time.After(3 * time.Second):
-			syscall.Kill(-c.master.Process.Pid, syscall.SIGKILL)
-			<-c.done
-		}
+		c.r.Exec(context.Background(), run.Step{Timeout: 3 * time.Second,
+			Argv: []string{"ssh", "-F", "/dev/null", "-o", "ControlPath=" + c.sock, "-O", "exit", "--", c.Host}})
+		c.master.Stop(3 * time.Second)
 	}
 	return os.RemoveAll(c.dir)
 }
@@ -234,10 +202,8 @@ func (c *Conn) Close() error {
 // the one-line error message.
 func Explain(t Target, err error) (msg, hint string) {
 	var re *run.Error
-	stderr := ""
-	if errors.As(err, &re) {
-		stderr = re.Stderr
-	}
+	errors.As(err, &re)
+	stderr := run.Stderr(err)
 	dest := fmt.Sprintf("%s@%s port %d", t.User, t.Host, t.Port)
 	switch {
 	case strings.Contains(stderr, "REMOTE HOST IDENTIFICATION HAS CHANGED"):
@@ -255,16 +221,8 @@ func Explain(t Target, err error) (msg, hint string) {
 	case strings.Contains(stderr, "No route to host"), strings.Contains(stderr, "Network is unreachable"):
 		return "no route to " + t.Host, "check the network between standby and production"
 	}
-	if stderr != "" {
-		return "ssh to " + dest + " failed: " + lastLine(stderr), "run ot-connection-test for a full check"
+	if cause := run.Cause(err); cause != "" {
+		return "ssh to " + dest + " failed: " + cause, "run ot-connection-test for a full check"
 	}
 	return "ssh to " + dest + " failed: " + err.Error(), "run ot-connection-test for a full check"
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return strings.TrimSpace(s[i+1:])
-	}
-	return s
 }

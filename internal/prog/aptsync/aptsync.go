@@ -99,60 +99,78 @@ func MakePlan(prod []string, native string, installed, manual map[string]bool, d
 	return p
 }
 
-// Sync makes this machine's manual packages a superset of production's.
-func Sync(j *job.Job, opts Options) error {
-	ctx := j.Ctx
-	host := j.SSH.Host
+// Inventory is what production and this standby have, and what a sync
+// would change: read-only, for the sync and for ot-status --drift alike.
+type Inventory struct {
+	Production []string // production's manual packages, validated, normalized
+	Standby    []string // this machine's manual packages, normalized
+	Plan       Plan
+}
+
+// Take reads both sides: production's manual packages over the run's
+// connection, this machine's installed and manual sets.
+func Take(j *job.Job, opts Options) (*Inventory, error) {
+	ctx, host := j.Ctx, j.SSH.Host
 	out, err := j.Remote(ctx, "apt-mark", "showmanual")
 	if err != nil {
 		var ce *cli.Error
 		if errors.As(err, &ce) {
-			return err
+			return nil, err
 		}
-		return cli.Fail(cli.ExitFailure, "cannot list production's manual packages (apt-mark showmanual on "+host+"): "+run.Brief(err), "check apt on production; nothing was installed")
+		return nil, cli.Fail(cli.ExitFailure, "cannot list production's manual packages (apt-mark showmanual on "+host+"): "+run.Brief(err), "check apt on production; nothing was installed")
 	}
 	prod, err := ParseList(out)
 	if err != nil {
-		return cli.Fail(cli.ExitRefused, "apt-mark showmanual on "+host+" printed "+err.Error(), "nothing was installed; check production's package database")
+		return nil, cli.Fail(cli.ExitRefused, "apt-mark showmanual on "+host+" printed "+err.Error(), "nothing was installed; check production's package database")
 	}
 	if len(prod) == 0 {
-		return cli.Fail(cli.ExitFailure, "apt-mark showmanual on "+host+" listed no packages", "check apt on production; nothing was installed")
+		return nil, cli.Fail(cli.ExitFailure, "apt-mark showmanual on "+host+" listed no packages", "check apt on production; nothing was installed")
 	}
-	a := newApt(j, opts)
-	native, installed, manual, err := a.local(ctx)
+	native, installed, manual, err := newApt(j, opts).local(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inv := &Inventory{Plan: MakePlan(prod, native, installed, manual, j.Cfg.Words(config.AptDeny))}
+	for _, n := range prod {
+		inv.Production = append(inv.Production, normalize(n, native))
+	}
+	inv.Standby = slices.Sorted(maps.Keys(manual))
+	return inv, nil
+}
+
+// Sync makes this machine's manual packages a superset of production's.
+func Sync(j *job.Job, opts Options) error {
+	inv, err := Take(j, opts)
 	if err != nil {
 		return err
 	}
-	p := MakePlan(prod, native, installed, manual, j.Cfg.Words(config.AptDeny))
+	p := inv.Plan
 	for _, name := range slices.Sorted(maps.Keys(p.Denied)) {
 		j.Log.Debug().Str("package", name).Str("pattern", p.Denied[name]).Msg("skipped: APT_DENY")
 	}
 	if len(p.Mark) == 0 {
-		j.Printf("apt: all %d of production's manual packages are manual here (%d skipped by APT_DENY)\n", len(prod), len(p.Denied))
+		j.Printf("apt: all %d of production's manual packages are manual here (%d skipped by APT_DENY)\n", p.Production, len(p.Denied))
 		return nil
 	}
-	if j.G.DryRun {
-		return a.preview(ctx, p)
-	}
-	var missing []string
+	a := newApt(j, opts)
+	var missing []string // production's packages apt cannot find here
+	var steps []run.Step
 	if len(p.Install) > 0 {
-		a.update(ctx)
-		if missing, err = a.install(ctx, p.Install); err != nil {
-			return err
-		}
+		steps = append(steps, a.update(), a.install(p.Install, &missing))
 	}
-	mark := slices.DeleteFunc(slices.Clone(p.Mark), func(n string) bool { return slices.Contains(missing, n) })
-	if len(mark) > 0 {
-		if out, err := j.Runner.Run(ctx, a.step("mark production's manual packages manual here too", "apt-mark", append([]string{"manual", "--"}, mark...)...)); err != nil {
-			return a.explain(err, out, "apt-mark manual")
-		}
+	return j.Runner.Apply(j.Ctx, append(steps, a.mark(p.Mark, &missing), run.Step{Do: func(context.Context) error {
+		return a.report(p, missing)
+	}})...)
+}
+
+// report says what the sync did; a package apt could not find fails the run.
+func (a *apt) report(p Plan, missing []string) error {
+	installed := slices.DeleteFunc(slices.Clone(p.Install), func(n string) bool { return slices.Contains(missing, n) })
+	if len(installed) > 0 {
+		a.j.Printf("apt: installed %d package(s) from production's manual set: %s\n", len(installed), strings.Join(installed, " "))
 	}
-	installedNow := slices.DeleteFunc(slices.Clone(p.Install), func(n string) bool { return slices.Contains(missing, n) })
-	if len(installedNow) > 0 {
-		j.Printf("apt: installed %d package(s) from production's manual set: %s\n", len(installedNow), strings.Join(installedNow, " "))
-	}
-	if len(mark) > len(installedNow) {
-		j.Printf("apt: marked %d installed package(s) manual\n", len(mark)-len(installedNow))
+	if marked := len(p.Mark) - len(missing); marked > len(installed) {
+		a.j.Printf("apt: marked %d installed package(s) manual\n", marked-len(installed))
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
@@ -200,7 +218,7 @@ var unattended = []string{"-y", "-q", "-o", "Dpkg::Options::=--force-confold", "
 var aptEnv = []string{"DEBIAN_FRONTEND=noninteractive", "APT_LISTCHANGES_FRONTEND=none"}
 
 func (a *apt) step(what, tool string, args ...string) run.Step {
-	s := run.Step{What: what, Argv: a.argv(tool, args...), Changes: true, Env: aptEnv, Timeout: time.Hour + a.lockWait}
+	s := run.Step{What: what, Argv: a.argv(tool, args...), Env: aptEnv, Timeout: time.Hour + a.lockWait}
 	if a.j.G.Verbose {
 		s.Stdout = a.j.Stderr
 	}
@@ -249,77 +267,83 @@ func (a *apt) local(ctx context.Context) (string, map[string]bool, map[string]bo
 // update refreshes the package lists, so that a repository production added
 // (and ot-conf-sync copied) is known. A failed update is only a warning: the
 // install that follows names what it cannot find.
-func (a *apt) update(ctx context.Context) {
+func (a *apt) update() run.Step {
 	s := a.step("refresh the package lists (sources may have come from production)", "apt-get", "-q", "update")
-	if _, err := a.j.Runner.Run(ctx, s); err != nil {
-		a.j.Log.Warn().Err(err).Msg("apt-get update failed; installing from the lists at hand")
-	}
-}
-
-// install installs names. Packages apt cannot find are returned (and the
-// rest installed anyway); any other failure is an error.
-func (a *apt) install(ctx context.Context, names []string) (missing []string, err error) {
-	for len(names) > 0 {
-		s := a.step("install production's manual packages missing here", "apt-get")
-		s.Argv = a.installArgv(names, false)
-		var out []byte
-		out, err = a.j.Runner.Run(ctx, s)
-		if err == nil {
-			return missing, nil
+	s.Do = func(ctx context.Context) error {
+		if _, err := a.j.Runner.Exec(ctx, s); err != nil {
+			a.j.Log.Warn().Err(err).Msg("apt-get update failed; installing from the lists at hand")
 		}
-		unknown := Unknown(stderrOf(err))
-		if len(unknown) == 0 {
-			return missing, a.explain(err, out, "apt-get install")
-		}
-		n := len(names)
-		names = slices.DeleteFunc(slices.Clone(names), func(name string) bool { return slices.Contains(unknown, name) })
-		if len(names) == n { // not one of ours: no progress
-			return missing, a.explain(err, out, "apt-get install")
-		}
-		missing = append(missing, unknown...)
-	}
-	return missing, nil
-}
-
-// preview prints the plan and apt-get's own simulation of the install.
-func (a *apt) preview(ctx context.Context, p Plan) error {
-	j := a.j
-	j.Printf("# apt: production has %d manual packages (%d skipped by APT_DENY)\n", p.Production, len(p.Denied))
-	j.Printf("# apt: to install (%d): %s\n", len(p.Install), strings.Join(p.Install, " "))
-	j.Printf("# apt: to mark manual (%d): %s\n", len(p.Mark), strings.Join(p.Mark, " "))
-	if len(p.Install) > 0 {
-		j.Runner.Print(a.step("refresh the package lists", "apt-get", "-q", "update"))
-		s := a.step("install production's manual packages missing here", "apt-get")
-		s.Argv = a.installArgv(p.Install, false)
-		j.Runner.Print(s)
-	}
-	j.Runner.Print(a.step("mark production's manual packages manual here too", "apt-mark", append([]string{"manual", "--"}, p.Mark...)...))
-	if len(p.Install) == 0 {
 		return nil
 	}
+	return s
+}
+
+// install installs names. Packages apt cannot find are added to missing
+// (and the rest installed anyway); any other failure is an error. Its
+// preview is apt-get's own simulation.
+func (a *apt) install(names []string, missing *[]string) run.Step {
+	s := a.step(fmt.Sprintf("install the %d package(s) production marks manual and this standby lacks", len(names)), "apt-get")
+	s.Argv = a.installArgv(names, false)
+	s.Do = func(ctx context.Context) error {
+		for len(names) > 0 {
+			try := s
+			try.Argv = a.installArgv(names, false)
+			out, err := a.j.Runner.Exec(ctx, try)
+			if err == nil {
+				return nil
+			}
+			unknown := Unknown(run.Stderr(err))
+			n := len(names)
+			names = slices.DeleteFunc(slices.Clone(names), func(name string) bool { return slices.Contains(unknown, name) })
+			if len(names) == n { // none of ours: no progress
+				return a.explain(err, out, "apt-get install")
+			}
+			*missing = append(*missing, unknown...)
+		}
+		return nil
+	}
+	s.Preview = func(ctx context.Context) error { return a.simulate(ctx, names) }
+	return s
+}
+
+// mark marks production's manual packages manual here too, but those apt
+// could not find.
+func (a *apt) mark(names []string, missing *[]string) run.Step {
+	s := a.step(fmt.Sprintf("mark the %d package(s) production marks manual manual here too", len(names)), "apt-mark", append([]string{"manual", "--"}, names...)...)
+	s.Do = func(ctx context.Context) error {
+		mark := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return slices.Contains(*missing, n) })
+		if len(mark) == 0 {
+			return nil
+		}
+		m := s
+		m.Argv = a.argv("apt-mark", append([]string{"manual", "--"}, mark...)...)
+		if out, err := a.j.Runner.Exec(ctx, m); err != nil {
+			return a.explain(err, out, "apt-mark manual")
+		}
+		return nil
+	}
+	return s
+}
+
+// simulate shows apt-get's own simulation of the install, with the lists
+// at hand (a dry run does not update them).
+func (a *apt) simulate(ctx context.Context, names []string) error {
+	j := a.j
 	j.Printf("# apt-get's simulation (with the lists at hand; no update ran):\n")
-	out, err := j.Runner.Query(ctx, a.installArgv(p.Install, true)...)
+	out, err := j.Runner.Query(ctx, a.installArgv(names, true)...)
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if strings.HasPrefix(line, "Inst ") || strings.HasPrefix(line, "Conf ") || strings.HasPrefix(line, "Remv ") {
 			j.Printf("#   %s\n", line)
 		}
 	}
 	if err != nil {
-		if unknown := Unknown(stderrOf(err)); len(unknown) > 0 {
+		if unknown := Unknown(run.Stderr(err)); len(unknown) > 0 {
 			j.Log.Warn().Msgf("apt-get cannot find %s in the current lists (the real run updates them first)", strings.Join(unknown, ", "))
 			return nil
 		}
 		return a.explain(err, out, "apt-get -s install")
 	}
 	return nil
-}
-
-func stderrOf(err error) string {
-	var re *run.Error
-	if errors.As(err, &re) {
-		return re.Stderr
-	}
-	return ""
 }
 
 var (
@@ -344,7 +368,7 @@ func Unknown(stderr string) []string {
 // its holder and how long we waited.
 func (a *apt) explain(err error, stdout []byte, what string) error {
 	// apt names the lock's holder in its progress output, on stdout.
-	stderr := stderrOf(err) + "\n" + string(stdout)
+	stderr := run.Stderr(err) + "\n" + string(stdout)
 	if m := lockRE.FindStringSubmatch(stderr); m != nil {
 		holder := "process " + m[2]
 		if m[3] != "" {

@@ -86,7 +86,7 @@ func TestSyncInstallsProductionsManualPackages(t *testing.T) {
 
 	// A dry run shows the list and the commands, and changes nothing.
 	code, out, _ := l.sync(t, true)
-	if code != 0 || !strings.Contains(out, "to install (2): otaptsync-a otaptsync-b\n") ||
+	if code != 0 || !strings.Contains(out, "# install the 2 package(s) production marks manual and this standby lacks\n") ||
 		!strings.Contains(out, "install -- otaptsync-a otaptsync-b\n") || !strings.Contains(out, "apt-mark -o") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}

@@ -2,9 +2,10 @@ package aptsync
 
 import (
 	"fmt"
-	"path"
 	"regexp"
 	"strings"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/glob"
 )
 
 // Debian policy 5.6.1: lower-case letters, digits, '+', '-', '.'; at least
@@ -68,10 +69,5 @@ func normalize(name, native string) string {
 // architecture), or "".
 func Denied(name string, patterns []string) string {
 	base, _, _ := strings.Cut(name, ":")
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, base); ok {
-			return p
-		}
-	}
-	return ""
+	return glob.Find(patterns, base)
 }

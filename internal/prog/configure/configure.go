@@ -7,6 +7,7 @@ package configure
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +21,7 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
-	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/conntest"
 )
@@ -193,10 +194,14 @@ func (c *CLI) Run(env *cli.Env) error {
 	}
 
 	// 4. The connection test; 5. sync on only when it passed.
-	if env.G.DryRun {
-		env.Printf("(dry run: the connection test runs once the changes are made)\n")
-		return nil
-	}
+	return env.Runner.Apply(env.Ctx, run.Step{What: "run the connection test (ot-connection-test) once the changes are made; sync is turned on only when it passes",
+		Do: func(context.Context) error { return c.testAndEnable(env, cfg, p, wasOn) }})
+}
+
+// testAndEnable runs the connection test (again, while the operator asks
+// for it) and turns sync on when asked and when it passed.
+func (c *CLI) testAndEnable(env *cli.Env, cfg *config.Config, p *prompter, wasOn bool) error {
+	host, user := cfg.Get(config.SyncSrc), cfg.Get(config.RemoteOdoo)
 	failed := c.test(env, cfg)
 	for len(failed) > 0 && p != nil {
 		again, err := p.yes("Fix what the FAIL lines say, then test again?", true)
@@ -215,6 +220,7 @@ func (c *CLI) Run(env *cli.Env) error {
 	case c.NoEnable:
 		want = false
 	case p != nil && len(failed) == 0:
+		var err error
 		if want, err = p.yes("Turn sync on now?", true); err != nil {
 			return err
 		}
@@ -225,8 +231,8 @@ func (c *CLI) Run(env *cli.Env) error {
 		return cli.Fail(cli.ExitPromoted, "this machine was promoted to production (PROMOTED=yes in "+cfg.Path+"): sync stays off", "if it is a standby again, run ot-enable-sync --clear-promoted")
 	}
 	if want && len(failed) == 0 {
-		if primary, cluster, _ := pg.LocalIsPrimary(env.Ctx, cfg); primary {
-			return cli.Fail(cli.ExitPromoted, "the local PostgreSQL cluster "+cluster+" is not in recovery: this machine acts as production; sync stays off", "make it a standby of "+host+" first")
+		if err := job.LocalPrimary(env.Ctx, cfg); err != nil {
+			return err
 		}
 	}
 	mode := "off"
@@ -261,37 +267,40 @@ func (c *CLI) load(env *cli.Env) (*config.Config, error) {
 		path = abs
 	}
 	if _, err := os.Stat(path); os.IsNotExist(err) {
-		if env.G.DryRun {
-			env.Printf("# create %s from the default template\n", path)
-			return config.Parse(path, []byte(config.Template()))
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, cli.Fail(cli.ExitConfig, "cannot create "+filepath.Dir(path)+": "+err.Error(), "check the path given with --config")
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err == nil {
-			_, err = f.WriteString(config.Template())
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}
+		err := env.Runner.Apply(env.Ctx, run.Step{What: "create " + path + " from the default template", Do: func(context.Context) error {
+			return create(env, path)
+		}})
 		if err != nil {
-			return nil, cli.Fail(cli.ExitConfig, "cannot create "+path+": "+err.Error(), "check the path given with --config")
+			return nil, err
 		}
-		env.Printf("created %s from the default template\n", path)
+	}
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		// Not created (a dry run): the plan goes on from the template.
+		return config.Parse(path, []byte(config.Template()))
 	}
 	return config.Load(path)
 }
 
-func (c *CLI) save(env *cli.Env, cfg *config.Config, keys ...config.Key) error {
-	if env.G.DryRun {
-		env.Printf("# set in %s\n", cfg.Path)
-		for _, k := range keys {
-			env.Printf("%s=%s\n", k, config.Quote(cfg.Get(k)))
-		}
-		return nil
+func create(env *cli.Env, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return cli.Fail(cli.ExitConfig, "cannot create "+filepath.Dir(path)+": "+err.Error(), "check the path given with --config")
 	}
-	return cfg.Save(keys...)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err == nil {
+		_, err = f.WriteString(config.Template())
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return cli.Fail(cli.ExitConfig, "cannot create "+path+": "+err.Error(), "check the path given with --config")
+	}
+	env.Printf("created %s from the default template\n", path)
+	return nil
+}
+
+func (c *CLI) save(env *cli.Env, cfg *config.Config, keys ...config.Key) error {
+	return env.Runner.Apply(env.Ctx, cfg.SaveStep(keys...))
 }
 
 // prepareKey makes sure root has a key to log in with, and prints how to
@@ -310,23 +319,27 @@ func (c *CLI) prepareKey(env *cli.Env, cfg *config.Config, p *prompter) error {
 			env.Printf("no key created: put one at %s (SSH_IDENTITY) before syncing\n", id)
 			return nil
 		}
-		if !env.G.DryRun {
+		hostname, _ := os.Hostname()
+		comment := "root@" + hostname + " ot-redundancy"
+		keygen := run.Step{What: "create the standby's ssh key", Timeout: time.Minute,
+			Argv: []string{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", id}}
+		keygen.Do = func(ctx context.Context) error {
 			if err := os.MkdirAll(filepath.Dir(id), 0o700); err != nil {
 				return cli.Fail(cli.ExitFailure, "cannot create "+filepath.Dir(id)+": "+err.Error(), "check SSH_IDENTITY")
 			}
+			if _, err := env.Runner.Exec(ctx, keygen); err != nil {
+				return cli.Fail(cli.ExitFailure, "creating the ssh key "+id+" failed: "+err.Error(), "create it by hand: ssh-keygen -t ed25519 -f "+id)
+			}
+			env.Printf("created the ssh key %s\n", id)
+			return authorize(env, cfg, id)
 		}
-		hostname, _ := os.Hostname()
-		comment := "root@" + hostname + " ot-redundancy"
-		_, err := env.Runner.Run(env.Ctx, run.Step{What: "create the standby's ssh key", Changes: true, Timeout: time.Minute,
-			Argv: []string{"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", id}})
-		if err != nil {
-			return cli.Fail(cli.ExitFailure, "creating the ssh key "+id+" failed: "+err.Error(), "create it by hand: ssh-keygen -t ed25519 -f "+id)
-		}
-		if env.G.DryRun {
-			return nil
-		}
-		env.Printf("created the ssh key %s\n", id)
+		return env.Runner.Apply(env.Ctx, keygen)
 	}
+	return authorize(env, cfg, id)
+}
+
+// authorize prints how to authorise the standby's key on production.
+func authorize(env *cli.Env, cfg *config.Config, id string) error {
 	pub, err := os.ReadFile(id + ".pub")
 	if err != nil {
 		env.Printf("cannot read %s.pub (%v): authorise the key that goes with %s on production\n", id, err, id)
@@ -391,15 +404,14 @@ func (c *CLI) trustHostKey(env *cli.Env, cfg *config.Config, p *prompter) error 
 		env.Printf("not trusted: the connection test cannot log in until it is\n")
 		return nil
 	}
-	if env.G.DryRun {
-		env.Printf("# trust production's host key in %s\n%s %s %s\n", kh, name, key.Type, key.Blob)
-		return nil
-	}
-	if err := Trust(kh, name, key); err != nil {
-		return cli.Fail(cli.ExitFailure, "cannot write "+kh+": "+err.Error(), "check SSH_KNOWN_HOSTS")
-	}
-	env.Printf("trusted %s for %s in %s\n", fp, name, kh)
-	return nil
+	return env.Runner.Apply(env.Ctx, run.Step{What: "trust production's host key in " + kh, Show: []string{name + " " + key.Type + " " + key.Blob},
+		Do: func(context.Context) error {
+			if err := Trust(kh, name, key); err != nil {
+				return cli.Fail(cli.ExitFailure, "cannot write "+kh+": "+err.Error(), "check SSH_KNOWN_HOSTS")
+			}
+			env.Printf("trusted %s for %s in %s\n", fp, name, kh)
+			return nil
+		}})
 }
 
 func hostKeyFile(keyType string) string {

@@ -52,7 +52,7 @@ func Scan(ctx context.Context, r *run.Runner, host string, port, timeout int) (H
 		timeout = 10
 	}
 	argv := []string{"ssh-keyscan", "-T", strconv.Itoa(timeout), "-p", strconv.Itoa(port), "-t", "ed25519,ecdsa,rsa", "--", host}
-	out, err := r.Run(ctx, run.Step{Argv: argv, Timeout: time.Duration(timeout+10) * time.Second})
+	out, err := r.Exec(ctx, run.Step{Argv: argv, Timeout: time.Duration(timeout+10) * time.Second})
 	keys := parseKnownHosts(out, KnownHostsName(host, port))
 	for _, t := range keyPreference {
 		for _, k := range keys {

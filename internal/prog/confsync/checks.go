@@ -3,7 +3,6 @@ package confsync
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -32,9 +31,21 @@ func nginxPath() string {
 	return ""
 }
 
+// checkStep runs s after a set is installed; its failure restores the set
+// and is reported as what failed, after syncing what.
+func (s *syncer) checkStep(st run.Step, what string) *run.Step {
+	st.Do = func(ctx context.Context) error {
+		if _, err := s.j.Runner.Exec(ctx, st); err != nil {
+			return fmt.Errorf("%s: %s", what, lastLine(err))
+		}
+		return nil
+	}
+	return &st
+}
+
 // nginxTest runs nginx -t on NGINX_DIR/nginx.conf, when nginx is installed.
 // "-e stderr" keeps nginx from opening its compiled-in error log first.
-func (s *syncer) nginxTest() error {
+func (s *syncer) nginxTest() *run.Step {
 	j := s.j
 	conf := filepath.Join(filepath.Clean(j.Cfg.Get(config.NginxDir)), "nginx.conf")
 	nginx := nginxPath()
@@ -42,42 +53,28 @@ func (s *syncer) nginxTest() error {
 		j.Log.Debug().Str("conf", conf).Msg("nginx is not installed here: its configuration is not tested")
 		return nil
 	}
-	// A dry run prints the test: the synced files it would check are not there yet.
-	_, err := j.Runner.Run(j.Ctx, run.Step{What: "test the new nginx configuration", Argv: []string{nginx, "-t", "-q", "-e", "stderr", "-c", conf}, Changes: true, Timeout: time.Minute})
-	if err != nil {
-		return fmt.Errorf("nginx -t failed after syncing %s: %s", filepath.Dir(conf), lastLine(err))
-	}
-	return nil
+	return s.checkStep(run.Step{What: "test the new nginx configuration", Argv: []string{nginx, "-t", "-q", "-e", "stderr", "-c", conf}, Timeout: time.Minute},
+		"nginx -t failed after syncing "+filepath.Dir(conf))
 }
 
 // aptUpdate runs apt-get update with the synced sources.
-func (s *syncer) aptUpdate() error {
+func (s *syncer) aptUpdate() *run.Step {
 	j := s.j
 	argv := []string{"apt-get", "-q", "update", "-o", "Dir::Etc=" + filepath.Clean(j.Cfg.Get(config.AptDir)) + "/"}
 	for _, kv := range s.opts.AptConfig {
 		argv = append(argv, "-o", kv)
 	}
-	_, err := j.Runner.Run(j.Ctx, run.Step{What: "read the package lists of the new apt sources", Argv: argv, Changes: true, Timeout: 10 * time.Minute, Env: []string{"LC_ALL=C"}})
-	if err != nil {
-		return fmt.Errorf("apt-get update failed after syncing %s: %s", j.Cfg.Get(config.AptDir), lastLine(err))
-	}
-	return nil
+	return s.checkStep(run.Step{What: "read the package lists of the new apt sources", Argv: argv, Timeout: 10 * time.Minute, Env: []string{"LC_ALL=C"}},
+		"apt-get update failed after syncing "+j.Cfg.Get(config.AptDir))
 }
 
 // nginxPrefix is the "2026/01/02 03:04:05 [emerg] 12#12: " of nginx's messages.
 var nginxPrefix = regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: `)
 
 func lastLine(err error) string {
-	var re *run.Error
-	if errors.As(err, &re) && strings.TrimSpace(re.Stderr) != "" {
-		lines := strings.Split(strings.TrimSpace(re.Stderr), "\n")
-		for i := len(lines) - 1; i >= 0; i-- {
-			// apt ends with a generic summary; nginx with "test failed".
-			l := strings.TrimSpace(lines[i])
-			if l != "" && !strings.Contains(l, "Some index files failed") && !strings.HasSuffix(l, "test failed") {
-				return nginxPrefix.ReplaceAllString(l, "")
-			}
-		}
+	// apt ends with a generic summary; nginx with "test failed".
+	if l := run.Cause(err, "Some index files failed", "test failed"); l != "" {
+		return nginxPrefix.ReplaceAllString(l, "")
 	}
 	return err.Error()
 }

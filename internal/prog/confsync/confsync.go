@@ -21,7 +21,6 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
-	"github.com/ot-redundancy/ot-redundancy/internal/prog/projects"
 )
 
 // Name is the command's name, as stamped in the summary file.
@@ -77,7 +76,7 @@ func Sync(j *job.Job, opts Options) error {
 	}
 	defer os.RemoveAll(stage)
 	s := &syncer{j: j, opts: opts, stage: stage,
-		backup: filepath.Join(j.Cfg.Get(config.BackupDir), j.Start.Format(projects.StampFormat)),
+		backup: j.Backup(),
 		own:    ownFiles(j)}
 	var failed []string
 	var errs []error
@@ -112,6 +111,24 @@ func Sync(j *job.Job, opts Options) error {
 		}
 	}
 	return cli.Fail(code, fmt.Sprintf("%d configuration sets failed: %s", len(errs), strings.Join(failed, ", ")), "see the errors above, fix them and run "+Name+" again")
+}
+
+// Paths are the paths the configured sets copy, the same on both machines.
+func Paths(cfg *config.Config) []string {
+	var paths []string
+	for _, set := range cfg.Words(config.ConfSync) {
+		switch set {
+		case "odoo":
+			paths = append(paths, cfg.Get(config.OdooConf))
+		case "nginx":
+			dir := filepath.Clean(cfg.Get(config.NginxDir))
+			paths = append(paths, filepath.Join(dir, "sites-available"), filepath.Join(dir, "sites-enabled"))
+		case "apt":
+			dir := filepath.Clean(cfg.Get(config.AptDir))
+			paths = append(paths, filepath.Join(dir, "sources.list"), filepath.Join(dir, "sources.list.d"))
+		}
+	}
+	return paths
 }
 
 // ownFiles are the suite's own files, never synced from production.

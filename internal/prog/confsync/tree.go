@@ -1,6 +1,7 @@
 package confsync
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,7 +16,6 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/rsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
-	"github.com/ot-redundancy/ot-redundancy/internal/prog/projects"
 )
 
 type syncer struct {
@@ -32,7 +32,7 @@ type set struct {
 	name   string
 	trees  []tree
 	before func(trees []*staged) error
-	check  func() error
+	check  func() *run.Step      // nil: nothing to check
 	after  func(trees []*staged) // warnings about the synced content
 }
 
@@ -50,7 +50,7 @@ type staged struct {
 	tree
 	copy    string // staged copy of tree.path
 	existed bool   // the standby had tree.path before the sync
-	changes projects.Changes
+	changes rsync.Changes
 }
 
 func (s *syncer) sync(set set) error {
@@ -70,7 +70,7 @@ func (s *syncer) sync(set set) error {
 		if err != nil {
 			return cli.Fail(cli.ExitFailure, "cannot compare "+t.path+" with production's: "+rsync.Explain(err), "nothing was changed")
 		}
-		st.changes = projects.Itemize(out)
+		st.changes = rsync.Itemize(out)
 		trees = append(trees, st)
 	}
 	if set.after != nil {
@@ -91,34 +91,46 @@ func (s *syncer) sync(set set) error {
 			return err
 		}
 	}
+	var steps []run.Step
 	for _, st := range changed {
-		if j.G.DryRun {
+		steps = append(steps, s.keep(st)...)
+	}
+	var installed []*staged // what the real run changed, to restore on failure
+	for _, st := range changed {
+		install := run.Step{What: "make " + st.path + " equal to production's", Argv: s.install(st, false)}
+		install.Do = func(ctx context.Context) error {
+			installed = append(installed, st)
+			if _, err := j.Runner.Exec(ctx, install); err != nil {
+				return errors.New("installing " + st.path + " failed: " + rsync.Explain(err))
+			}
+			return nil
+		}
+		install.Preview = func(context.Context) error {
 			for _, l := range st.changes.Lines {
 				s.printf("%s: %s\n", st.path, l)
 			}
+			s.printf("%s: would sync %s (%s); previous copy in %s\n", set.name, st.path, st.changes, s.backupOf(st.path))
+			return nil
 		}
-		if err := s.keep(st); err != nil {
-			return err
-		}
-	}
-	for i, st := range changed {
-		step := run.Step{What: "make " + st.path + " equal to production's", Argv: s.install(st, false), Changes: true}
-		if _, err := j.Runner.Run(j.Ctx, step); err != nil {
-			msg := "installing " + st.path + " failed: " + rsync.Explain(err)
-			return s.restore(changed[:i+1], msg)
-		}
+		steps = append(steps, install)
 	}
 	if set.check != nil {
-		if err := set.check(); err != nil {
-			return s.restore(changed, err.Error())
+		if check := set.check(); check != nil {
+			steps = append(steps, *check)
 		}
 	}
-	verb := "synced"
-	if j.G.DryRun {
-		verb = "would sync"
-	}
-	for _, st := range changed {
-		s.printf("%s: %s %s (%s); previous copy in %s\n", set.name, verb, st.path, st.changes, s.backupOf(st.path))
+	steps = append(steps, run.Step{Do: func(context.Context) error {
+		for _, st := range changed {
+			s.printf("%s: synced %s (%s); previous copy in %s\n", set.name, st.path, st.changes, s.backupOf(st.path))
+		}
+		return nil
+	}})
+	if err := j.Runner.Apply(j.Ctx, steps...); err != nil {
+		var ce *cli.Error
+		if errors.As(err, &ce) || len(installed) == 0 {
+			return err // keeping the backup failed: nothing was installed
+		}
+		return s.restore(installed, err.Error())
 	}
 	return nil
 }
@@ -246,25 +258,28 @@ func (s *syncer) backupOf(path string) string { return filepath.Join(s.backup, p
 
 // keep copies the standby's current tree to the backup folder (odoo.conf
 // also to odoo.conf.previous, as the original did).
-func (s *syncer) keep(st *staged) error {
+func (s *syncer) keep(st *staged) []run.Step {
 	if !st.existed {
 		return nil
 	}
-	j := s.j
 	bk := s.backupOf(st.path)
 	steps := []run.Step{
-		{What: "keep the current " + st.path + " in " + bk, Argv: []string{"mkdir", "-p", "--", filepath.Dir(bk)}, Changes: true},
-		{Argv: []string{"cp", "-a", "-T", "--", st.path, bk}, Changes: true},
+		{What: "keep the current " + st.path + " in " + bk, Argv: []string{"mkdir", "-p", "--", filepath.Dir(bk)}},
+		{Argv: []string{"cp", "-a", "-T", "--", st.path, bk}},
 	}
 	if !st.dir {
-		steps = append(steps, run.Step{What: "keep the current " + st.path + " as .previous", Argv: []string{"cp", "-a", "-T", "--", st.path, st.path + ".previous"}, Changes: true})
+		steps = append(steps, run.Step{What: "keep the current " + st.path + " as .previous", Argv: []string{"cp", "-a", "-T", "--", st.path, st.path + ".previous"}})
 	}
-	for _, step := range steps {
-		if _, err := j.Runner.Run(j.Ctx, step); err != nil {
-			return cli.Fail(cli.ExitFailure, "cannot keep a copy of "+st.path+": "+err.Error(), "check BACKUP_DIR's free space; nothing was changed")
+	for i := range steps {
+		step := steps[i]
+		steps[i].Do = func(ctx context.Context) error {
+			if _, err := s.j.Runner.Exec(ctx, step); err != nil {
+				return cli.Fail(cli.ExitFailure, "cannot keep a copy of "+st.path+": "+err.Error(), "check BACKUP_DIR's free space; nothing was changed")
+			}
+			return nil
 		}
 	}
-	return nil
+	return steps
 }
 
 // restore puts the backed-up trees back after a failed install or check,
@@ -285,7 +300,7 @@ func (s *syncer) restore(trees []*staged, cause string) error {
 		default:
 			argv = []string{"cp", "-a", "-T", "--", bk, st.path}
 		}
-		if _, err := j.Runner.Run(j.Ctx, run.Step{What: "restore " + st.path, Argv: argv, Changes: true}); err != nil {
+		if _, err := j.Runner.Exec(j.Ctx, run.Step{What: "restore " + st.path, Argv: argv}); err != nil {
 			failed = append(failed, st.path)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/ssh"
 )
@@ -81,7 +82,7 @@ func Checks(ctx context.Context, cfg *config.Config, report func(Check)) []Check
 		}
 	}
 	add(Check{"config", Pass, cfg.Path, true})
-	target, err := ssh.FromConfig(cfg)
+	target, err := job.Target(cfg)
 	if err != nil {
 		add(Check{"config", Fail, err.Error(), true})
 		return all
@@ -117,7 +118,7 @@ func Checks(ctx context.Context, cfg *config.Config, report func(Check)) []Check
 		add(Check{"tcp", Pass, fmt.Sprintf("%s open (%d ms)", hostPort, time.Since(start).Milliseconds()), true})
 	}
 
-	master, err := ssh.Dial(ctx, target)
+	master, err := ssh.Dial(ctx, &run.Runner{}, target)
 	if err != nil {
 		msg, hint := ssh.Explain(target, err)
 		add(Check{"ssh", Fail, msg + "; " + hint, true})

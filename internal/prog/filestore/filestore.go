@@ -24,6 +24,7 @@
 package filestore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -91,8 +92,8 @@ type syncer struct {
 }
 
 // Sync mirrors production's filestore into the standby's, inside a job
-// (ot-sync-from-source calls it inside its own). In a dry run it prints what
-// would be added, changed and deleted, and the rsync command.
+// (ot-sync-from-source calls it inside its own). Its preview (a dry run)
+// is rsync's own -n pass: what would be added, changed and deleted.
 func Sync(j *job.Job, opts Options) error {
 	s := &syncer{
 		j:       j,
@@ -108,10 +109,12 @@ func Sync(j *job.Job, opts Options) error {
 	if err := s.checkLocal(); err != nil {
 		return err
 	}
-	if j.G.DryRun {
-		return s.preview()
-	}
-	return s.sync()
+	return j.Runner.Apply(j.Ctx, run.Step{
+		What:    "copy new and changed files (no deletion); then delete what production no longer has",
+		Argv:    s.argv(realPass()...),
+		Do:      func(context.Context) error { return s.sync() },
+		Preview: func(context.Context) error { return s.preview() },
+	})
 }
 
 // checkLocal refuses to start when the standby cannot receive the files.
@@ -230,10 +233,9 @@ func (s *syncer) sync() error {
 		opts = append(opts, "--info=progress2")
 	}
 	p := newPending(term)
-	_, err := s.j.Runner.Run(s.j.Ctx, run.Step{
+	_, err := s.j.Runner.Exec(s.j.Ctx, run.Step{
 		What:       "copy new and changed files of production's filestore (no deletion)",
 		Argv:       s.argv(opts...),
-		Changes:    true,
 		Timeout:    s.timeout,
 		Stdout:     p,
 		StreamOnly: true, // one line per deletion: read as it passes, not kept
@@ -295,10 +297,9 @@ func (s *syncer) sync() error {
 // count the limit was checked against. Exit 25 means production lost more
 // files meanwhile: the next run deletes those.
 func (s *syncer) rsyncDeletes(limit int) error {
-	_, err := s.j.Runner.Run(s.j.Ctx, run.Step{
+	_, err := s.j.Runner.Exec(s.j.Ctx, run.Step{
 		What:    "delete what production no longer has (rsync, after copying what changed meanwhile)",
 		Argv:    s.argv("--delete-after", fmt.Sprintf("--max-delete=%d", limit)),
-		Changes: true,
 		Timeout: s.timeout,
 	})
 	if code := run.ExitCode(err); err == nil || code == 25 || rsync.Warning(code) {
@@ -347,7 +348,7 @@ func (s *syncer) info(msg string) {
 // would add, change and delete (rsync's own answer, read-only), then the
 // command the real run would use and the counts.
 func (s *syncer) preview() error {
-	out, err := s.j.Runner.Run(s.j.Ctx, run.Step{
+	out, err := s.j.Runner.Exec(s.j.Ctx, run.Step{
 		What:    "list what the sync would change (read-only)",
 		Argv:    s.argv("-n", "-i", "--delete", "--out-format="+rsync.ItemFormat, "--info=stats2"),
 		Timeout: s.timeout,
@@ -373,7 +374,6 @@ func (s *syncer) preview() error {
 	}
 	st := rsync.ParseStats(string(out))
 	before := standbyFiles(st, deleted)
-	s.j.Runner.Print(run.Step{What: "copy new and changed files (no deletion); then delete what production no longer has", Argv: s.argv(realPass()...)})
 	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", added, changed, deleted, before, st.NonDirs)
 	if err := s.checkShare(deleted, before, "dry run"); err != nil {
 		s.j.Printf("the real run would refuse: %s\n", err.(*cli.Error).Msg)

@@ -132,11 +132,11 @@ func (l *lab) newJob(b testing.TB) *job.Job {
 	if err != nil {
 		b.Fatal(err)
 	}
-	target, err := ssh.FromConfig(cfg)
+	target, err := job.Target(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	conn, err := ssh.Dial(context.Background(), target)
+	conn, err := ssh.Dial(context.Background(), &run.Runner{}, target)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/kballard/go-shellquote"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
-	"github.com/ot-redundancy/ot-redundancy/internal/core/ssh"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 
@@ -103,7 +103,7 @@ func (r *relay) pipe(dst, src net.Conn) {
 // remote listings, local probes and copies as ours.
 func (l *lab) original(tb testing.TB, cfg *config.Config) {
 	tb.Helper()
-	target, err := ssh.FromConfig(cfg)
+	target, err := job.Target(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/aptsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/confsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/filestore"
@@ -141,9 +142,8 @@ func Sync(j *job.Job, opts Options) error {
 			results = append(results, Result{Step: s.Name, Status: "not run", Err: j.Ctx.Err()})
 			continue
 		}
-		if j.G.DryRun {
-			j.Printf("# ---- %s (%s) ----\n", s.Name, s.Command)
-		}
+		// A heading in the printed plan; nothing to run.
+		j.Runner.Apply(j.Ctx, run.Step{What: fmt.Sprintf("---- %s (%s) ----", s.Name, s.Command)})
 		start := time.Now()
 		err := s.run(j, &opts)
 		if err == nil {

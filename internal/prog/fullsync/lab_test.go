@@ -166,7 +166,7 @@ func TestFullSyncOverOneConnection(t *testing.T) {
 			t.Errorf("dry run: no %s section", s)
 		}
 	}
-	if code != 0 || !strings.Contains(out, "to install (1): otfullsync-a") || !strings.Contains(out, "ot-full-w==3.1") {
+	if code != 0 || !strings.Contains(out, "install -- otfullsync-a\n") || !strings.Contains(out, "ot-full-w==3.1") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
 	if exists(filepath.Join(l.share, "odoo-addons-00")) || aptlab.Installed(t, debPkg.Name) != "" || len(l.stamps(t)) != 0 {

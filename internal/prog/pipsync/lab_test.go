@@ -96,7 +96,7 @@ func TestSyncInstallsProductionsVersions(t *testing.T) {
 	piplab.Run(t, append(strings.Fields(l.prodPip), "install", "-q", local)...)
 
 	code, out, _ := l.sync(t, true, Options{})
-	if code != 0 || !strings.Contains(out, "# pip: to install (2): ot-pip-a==1.0 ot-pip-c==0.3rc1\n") ||
+	if code != 0 || !strings.Contains(out, "# install production's 2 pip package(s) missing here, at production's versions\n") ||
 		!strings.Contains(out, "install --no-input --disable-pip-version-check ot-pip-a==1.0 ot-pip-c==0.3rc1\n") ||
 		!strings.Contains(out, "pip: Would install ot-pip-a-1.0 ot-pip-c-0.3rc1\n") ||
 		strings.Contains(out, "--break-system-packages") {
@@ -180,7 +180,7 @@ func TestUnknownRequirementIsNamed(t *testing.T) {
 	os.Remove(filepath.Join(l.wheelhouse, "ot_pip_c-0.3rc1-py3-none-any.whl"))
 	code, out, _ := l.sync(t, true, Options{})
 	if code != 0 || !strings.Contains(out, "pip: the real run would fail: production's pip package(s) ot-pip-b==2.0, ot-pip-c==0.3rc1 not found by ") ||
-		!strings.Contains(out, "install --no-input --disable-pip-version-check ot-pip-a==1.0\n") {
+		!strings.Contains(out, "pip: Would install ot-pip-a-1.0\n") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
 	if got := piplab.Versions(t, l.standbyPip); len(got) != 0 {

@@ -11,6 +11,7 @@
 package pipsync
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -58,9 +59,15 @@ func (c *CLI) Run(env *cli.Env) error {
 	})
 }
 
-// skipped are pip's own tools: pip freeze leaves them out too, and moving
+// Skipped reports pip's own tools: pip freeze leaves them out too, and moving
 // them would change the installer under our feet.
-var skipped = map[string]bool{"pip": true, "setuptools": true, "wheel": true, "distribute": true}
+func Skipped(name string) bool {
+	switch Normalize(name) {
+	case "pip", "setuptools", "wheel", "distribute":
+		return true
+	}
+	return false
+}
 
 // Plan is what a sync will do.
 type Plan struct {
@@ -79,7 +86,7 @@ func MakePlan(prod, local []Dist, align bool) Plan {
 	seen := map[string]bool{}
 	for _, d := range prod {
 		n := Normalize(d.Name)
-		if seen[n] || skipped[n] {
+		if seen[n] || Skipped(n) {
 			continue
 		}
 		seen[n] = true
@@ -99,70 +106,69 @@ func MakePlan(prod, local []Dist, align bool) Plan {
 	return p
 }
 
-// Sync installs production's missing pip packages here.
-func Sync(j *job.Job, opts Options) error {
-	ctx := j.Ctx
-	host := j.SSH.Host
-	remotePip := j.Cfg.Command(config.RemotePip)
-	localPip := j.Cfg.Command(config.Pip)
+// Inventory is what production and this standby have, and what a sync
+// would change: read-only, for the sync and for ot-status --drift alike.
+type Inventory struct {
+	Production []Dist // validated
+	Standby    []Dist
+	Plan       Plan
+}
+
+// Take lists both sides' distributions with pip's machine-readable output.
+func Take(j *job.Job, opts Options) (*Inventory, error) {
+	ctx, host := j.Ctx, j.SSH.Host
+	remotePip, localPip := j.Cfg.Command(config.RemotePip), j.Cfg.Command(config.Pip)
 	if len(remotePip) == 0 || len(localPip) == 0 {
-		return cli.Fail(cli.ExitConfig, "PIP and REMOTE_PIP must name a pip command", "set them in "+j.Cfg.Path)
+		return nil, cli.Fail(cli.ExitConfig, "PIP and REMOTE_PIP must name a pip command", "set them in "+j.Cfg.Path)
 	}
-	remote := func(argv ...string) ([]byte, error) { return j.Remote(ctx, argv...) }
-	prod, err := list(remote, remotePip)
+	prod, err := list(func(argv ...string) ([]byte, error) { return j.Remote(ctx, argv...) }, remotePip)
 	if err != nil {
 		var ce *cli.Error
 		if errors.As(err, &ce) {
-			return err
+			return nil, err
 		}
-		return cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list production's pip packages (%s on %s): %s", shellquote.Join(remotePip...), host, run.Brief(err)), "check REMOTE_PIP and pip on production; nothing was installed")
+		return nil, cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list production's pip packages (%s on %s): %s", shellquote.Join(remotePip...), host, run.Brief(err)), "check REMOTE_PIP and pip on production; nothing was installed")
 	}
 	if err := Validate(prod); err != nil {
-		return cli.Fail(cli.ExitRefused, fmt.Sprintf("%s on %s listed %v", shellquote.Join(remotePip...), host, err), "nothing was installed; check production's Python packages")
+		return nil, cli.Fail(cli.ExitRefused, fmt.Sprintf("%s on %s listed %v", shellquote.Join(remotePip...), host, err), "nothing was installed; check production's Python packages")
 	}
 	local, err := list(func(argv ...string) ([]byte, error) { return j.Runner.Query(ctx, argv...) }, localPip)
 	if err != nil {
-		return cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list this standby's pip packages (%s): %v", shellquote.Join(localPip...), err), "check PIP")
+		return nil, cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list this standby's pip packages (%s): %v", shellquote.Join(localPip...), err), "check PIP")
 	}
-	p := MakePlan(prod, local, opts.AlignVersions || j.Cfg.Yes(config.PipAlignVersions))
+	return &Inventory{Production: prod, Standby: local, Plan: MakePlan(prod, local, align(j, opts))}, nil
+}
+
+func align(j *job.Job, opts Options) bool {
+	return opts.AlignVersions || j.Cfg.Yes(config.PipAlignVersions)
+}
+
+// Sync installs production's missing pip packages here.
+func Sync(j *job.Job, opts Options) error {
+	inv, err := Take(j, opts)
+	if err != nil {
+		return err
+	}
+	p := inv.Plan
 	for _, d := range p.Direct {
 		j.Printf("pip: not installed: %s %s: production's copy is %s, not from an index; install it by hand\n", d.Name, d.Version, d.Direct)
 	}
 	for _, d := range p.Differ {
 		verb := "differs"
-		if opts.AlignVersions || j.Cfg.Yes(config.PipAlignVersions) {
+		if align(j, opts) {
 			verb = "aligned"
 		}
 		j.Printf("pip: %s %s: production %s, here %s\n", d[0].Name, verb, d[0].Version, d[1].Version)
 	}
 	if len(p.Install) == 0 {
-		j.Printf("pip: nothing to install (%d packages on production)\n", len(prod))
+		j.Printf("pip: nothing to install (%d packages on production)\n", len(inv.Production))
 		return nil
 	}
 	reqs := make([]string, len(p.Install))
 	for i, d := range p.Install {
 		reqs[i] = d.Name + "==" + d.Version
 	}
-	if j.G.DryRun {
-		j.Printf("# pip: to install (%d): %s\n", len(reqs), strings.Join(reqs, " "))
-	}
-	missing, err := install(j, localPip, reqs)
-	if err == nil {
-		if done := len(reqs) - len(missing); done > 0 && !j.G.DryRun {
-			j.Printf("pip: installed %d package(s) at production's versions\n", done)
-		}
-		if len(missing) > 0 {
-			slices.Sort(missing)
-			err = cli.Fail(cli.ExitFailure, fmt.Sprintf("production's pip package(s) %s not found by %s", strings.Join(missing, ", "), shellquote.Join(localPip...)), "check pip's index settings here (pip.conf), or install them by hand")
-		}
-	}
-	var ce *cli.Error
-	if j.G.DryRun && errors.As(err, &ce) {
-		// The preview is complete: it says what the real run would meet.
-		j.Printf("pip: the real run would fail: %s\n", ce.Error())
-		return nil
-	}
-	return err
+	return j.Runner.Apply(j.Ctx, installStep(j, j.Cfg.Command(config.Pip), reqs))
 }
 
 // list returns the distributions pip reports, from `pip inspect`, or from
@@ -185,56 +191,81 @@ func list(query func(argv ...string) ([]byte, error), pip []string) ([]Dist, err
 
 var notFoundRE = regexp.MustCompile(`(?m)No matching distribution found for (\S+)`)
 
-// install installs reqs; requirements pip cannot find are returned (the
-// rest are installed anyway), any other failure is an error. In a dry run
-// the same loop runs pip's own read-only `install --dry-run`: it resolves
-// against the index and checks PEP 668 as the real run would, so the
-// preview names what the real run would install, not find, or refuse.
-func install(j *job.Job, pip, reqs []string) (missing []string, err error) {
-	// pip names the first requirement it cannot find: drop it and retry.
+// installStep installs reqs; requirements pip cannot find are named in the
+// error (the rest are installed anyway), any other failure is an error.
+// Its preview runs the same loop with pip's own read-only `install
+// --dry-run`: it resolves against the index and checks PEP 668 as the real
+// run would, so the preview names what the real run would install, not
+// find, or refuse.
+func installStep(j *job.Job, pip, reqs []string) run.Step {
+	argv := append(slices.Clone(pip), "install", "--no-input", "--disable-pip-version-check")
+	if j.Cfg.Yes(config.PipBreakSystemPackages) {
+		argv = append(argv, "--break-system-packages")
+	}
+	s := run.Step{What: fmt.Sprintf("install production's %d pip package(s) missing here, at production's versions", len(reqs)),
+		Argv: append(slices.Clone(argv), reqs...), Timeout: time.Hour}
+	if j.G.Verbose {
+		s.Stdout = j.Stderr
+	}
+	s.Do = func(ctx context.Context) error {
+		_, missing, err := install(ctx, j, s, argv, reqs)
+		if done := len(reqs) - len(missing); err == nil && done > 0 {
+			j.Printf("pip: installed %d package(s) at production's versions\n", done)
+		}
+		return notFound(j, err, missing)
+	}
+	s.Preview = func(ctx context.Context) error {
+		out, missing, err := install(ctx, j, run.Step{Timeout: time.Hour}, append(slices.Clone(argv), "--dry-run"), reqs)
+		if line := wouldInstall(out); line != "" {
+			j.Printf("pip: %s\n", line)
+		}
+		var ce *cli.Error
+		if err = notFound(j, err, missing); errors.As(err, &ce) {
+			// The preview is complete: it says what the real run would meet.
+			j.Printf("pip: the real run would fail: %s\n", ce.Error())
+			return nil
+		}
+		return err
+	}
+	return s
+}
+
+// notFound is err, or the error naming the requirements pip did not find.
+func notFound(j *job.Job, err error, missing []string) error {
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	slices.Sort(missing)
+	return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's pip package(s) %s not found by %s", strings.Join(missing, ", "), shellquote.Join(j.Cfg.Command(config.Pip)...)), "check pip's index settings here (pip.conf), or install them by hand")
+}
+
+// install runs argv with reqs, dropping each requirement pip names as not
+// found (returned in missing) and trying again with the rest: pip stops at
+// the first it cannot find.
+func install(ctx context.Context, j *job.Job, s run.Step, argv, reqs []string) (out []byte, missing []string, err error) {
 	for len(reqs) > 0 {
-		argv := append(slices.Clone(pip), "install", "--no-input", "--disable-pip-version-check")
-		if j.Cfg.Yes(config.PipBreakSystemPackages) {
-			argv = append(argv, "--break-system-packages")
-		}
-		s := run.Step{What: "install production's pip packages missing here, at production's versions", Argv: append(argv, reqs...), Changes: true, Timeout: time.Hour}
-		if j.G.DryRun {
-			j.Runner.Print(s)
-			s = run.Step{Argv: slices.Concat(argv, []string{"--dry-run"}, reqs), Timeout: time.Hour}
-		} else if j.G.Verbose {
-			s.Stdout = j.Stderr
-		}
-		var out []byte
-		out, err = j.Runner.Run(j.Ctx, s)
+		s.Argv = append(slices.Clone(argv), reqs...)
+		out, err = j.Runner.Exec(ctx, s)
 		if err == nil {
-			if line := wouldInstall(out); j.G.DryRun && line != "" {
-				j.Printf("pip: %s\n", line)
-			}
-			return missing, nil
+			return out, missing, nil
 		}
-		var re *run.Error
-		stderr := ""
-		if errors.As(err, &re) {
-			stderr = re.Stderr
-		}
+		stderr := run.Stderr(err)
 		if strings.Contains(stderr, "externally-managed-environment") {
-			return nil, cli.Fail(cli.ExitRefused, fmt.Sprintf("%s refuses to install into this externally managed Python (PEP 668)", shellquote.Join(pip...)), "set PIP_BREAK_SYSTEM_PACKAGES=yes in "+j.Cfg.Path+" to allow it, or set PIP to a venv's pip")
+			pip := j.Cfg.Command(config.Pip)
+			return nil, nil, cli.Fail(cli.ExitRefused, fmt.Sprintf("%s refuses to install into this externally managed Python (PEP 668)", shellquote.Join(pip...)), "set PIP_BREAK_SYSTEM_PACKAGES=yes in "+j.Cfg.Path+" to allow it, or set PIP to a venv's pip")
 		}
 		var unknown []string
 		for _, m := range notFoundRE.FindAllStringSubmatch(stderr, -1) {
 			unknown = append(unknown, m[1])
 		}
-		if len(unknown) == 0 {
-			return missing, cli.Fail(cli.ExitFailure, "pip install failed: "+err.Error(), "run it by hand to see pip's full output")
-		}
 		n := len(reqs)
 		reqs = slices.DeleteFunc(slices.Clone(reqs), func(r string) bool { return slices.Contains(unknown, r) })
-		if len(reqs) == n { // not one of ours: no progress
-			return missing, cli.Fail(cli.ExitFailure, "pip install failed: "+err.Error(), "run it by hand to see pip's full output")
+		if len(reqs) == n { // none of ours: no progress
+			return nil, missing, cli.Fail(cli.ExitFailure, "pip install failed: "+err.Error(), "run it by hand to see pip's full output")
 		}
 		missing = append(missing, unknown...)
 	}
-	return missing, nil
+	return nil, missing, nil
 }
 
 // wouldInstall is pip's "Would install NAME-VERSION ..." line from

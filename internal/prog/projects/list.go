@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"regexp"
 	"slices"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/glob"
 )
 
 // nameRe is what a project name from production may look like: a plain
@@ -30,16 +31,7 @@ type Matcher struct {
 
 // Match reports whether name matches an include pattern and no exclude one.
 func (m Matcher) Match(name string) bool {
-	return anyMatch(m.Include, name) && !anyMatch(m.Exclude, name)
-}
-
-func anyMatch(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, name); ok {
-			return true
-		}
-	}
-	return false
+	return glob.Any(m.Include, name) && !glob.Any(m.Exclude, name)
 }
 
 // errPartial is a listing that does not end where a record ends.

@@ -44,22 +44,3 @@ func TestStale(t *testing.T) {
 		t.Fatal(got)
 	}
 }
-
-func TestItemize(t *testing.T) {
-	out := []byte(`cd+++++++++ a-odoo/
->f+++++++++ a-odoo/a.py
-cL+++++++++ a-odoo/link
->f.st...... b-odoo/b.py
-.d..t...... b-odoo/
-.f...p..... b-odoo/mode-only
-*deleting   b-odoo/old/
-*deleting   b-odoo/old/x.py
-`)
-	c := Itemize(out)
-	if c.Added != 2 || c.Changed != 1 || c.Deleted != 1 || len(c.Lines) != 6 {
-		t.Fatalf("%+v", c)
-	}
-	if c.String() != "2 added, 1 changed, 1 deleted" {
-		t.Fatal(c.String())
-	}
-}

@@ -12,6 +12,7 @@
 package projects
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -27,9 +28,6 @@ import (
 
 // Name is the command's name, as stamped in the summary file.
 const Name = "ot-project-sync"
-
-// StampFormat names a run's backup folder: BACKUP_DIR/<StampFormat>/.
-const StampFormat = "20060102-150405"
 
 // Options tune a sync; the zero value is the default.
 type Options struct {
@@ -63,69 +61,82 @@ const Owner = "root"
 // original), others may not; rsync.Safe already drops setuid/setgid.
 const Chmod = "Dg+w,Fg+w,o-w"
 
-// Sync makes the standby's projects equal to production's.
-func Sync(j *job.Job, opts Options) error {
+// Inventory is what production and this standby have, and what a sync
+// would change: read-only, for the sync and for ot-status --drift alike.
+type Inventory struct {
+	Dir        string   // PROJECTS_DIR
+	Production []string // production's projects (PROJECTS_PATTERN, not PROJECTS_EXCLUDE)
+	Standby    []string // the standby's
+	Stale      []string // the standby's that production no longer has
+}
+
+// Take lists the projects on both sides; production's listing runs a fixed
+// command, and what comes back is only parsed and validated.
+func Take(j *job.Job) (*Inventory, error) {
 	dir := filepath.Clean(j.Cfg.Get(config.ProjectsDir))
 	m := Matcher{Include: j.Cfg.Words(config.ProjectsPattern), Exclude: j.Cfg.Words(config.ProjectsExclude)}
 	where := fmt.Sprintf("%s on %s", dir, j.SSH.Host)
-
-	// The listing runs a fixed command; what comes back is only parsed.
 	out, err := j.Remote(j.Ctx, "find", dir, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", `%f\0`)
 	if err != nil {
 		var ce *cli.Error
 		if errors.As(err, &ce) {
 			ce.Msg = "cannot list the projects in " + dir + ": " + ce.Msg + "; nothing was changed"
-			return ce
+			return nil, ce
 		}
-		return &cli.Error{Code: cli.ExitFailure, Msg: "cannot list the projects in " + where + ": " + err.Error(), Hint: "check PROJECTS_DIR on production; nothing was changed", Err: err}
+		return nil, &cli.Error{Code: cli.ExitFailure, Msg: "cannot list the projects in " + where + ": " + err.Error(), Hint: "check PROJECTS_DIR on production; nothing was changed", Err: err}
 	}
 	remote, err := ParseListing(out, m)
 	if err != nil {
-		return &cli.Error{Code: cli.ExitRefused, Msg: "production's project listing of " + where + " refused: " + err.Error(), Hint: "rename or remove that directory on production; nothing was changed", Err: err}
+		return nil, &cli.Error{Code: cli.ExitRefused, Msg: "production's project listing of " + where + " refused: " + err.Error(), Hint: "rename or remove that directory on production; nothing was changed", Err: err}
 	}
 	local, err := Local(dir, m)
 	if err != nil {
-		return cli.Fail(cli.ExitFailure, "cannot list the standby's projects: "+err.Error(), "check PROJECTS_DIR")
+		return nil, cli.Fail(cli.ExitFailure, "cannot list the standby's projects: "+err.Error(), "check PROJECTS_DIR")
 	}
-	if len(remote) == 0 {
-		if len(local) == 0 {
-			if !opts.Quiet {
-				j.Printf("no projects in %s on production or here: nothing to do\n", dir)
-			}
-			return nil
-		}
-		return cli.Fail(cli.ExitRefused, fmt.Sprintf("production lists no projects matching %q in %s (empty or unmounted?): the standby's %d projects are kept", strings.Join(m.Include, " "), where, len(local)), "check PROJECTS_DIR on production; nothing was changed")
+	if len(remote) == 0 && len(local) > 0 {
+		return nil, cli.Fail(cli.ExitRefused, fmt.Sprintf("production lists no projects matching %q in %s (empty or unmounted?): the standby's %d projects are kept", strings.Join(m.Include, " "), where, len(local)), "check PROJECTS_DIR on production; nothing was changed")
 	}
-	stale := Stale(local, remote)
-	backup := filepath.Join(j.Cfg.Get(config.BackupDir), j.Start.Format(StampFormat), dir)
+	return &Inventory{Dir: dir, Production: remote, Standby: local, Stale: Stale(local, remote)}, nil
+}
 
-	argv := rsyncArgv(j, dir, remote, backup, j.Cfg.Get(config.OdooGroup))
-	changes, err := transfer(j, argv, opts)
+// Sync makes the standby's projects equal to production's.
+func Sync(j *job.Job, opts Options) error {
+	inv, err := Take(j)
 	if err != nil {
 		return err
 	}
+	dir := inv.Dir
+	if len(inv.Production) == 0 {
+		if !opts.Quiet {
+			j.Printf("no projects in %s on production or here: nothing to do\n", dir)
+		}
+		return nil
+	}
+	backup := filepath.Join(j.Backup(), dir)
+	argv := rsyncArgv(j, dir, inv.Production, backup, j.Cfg.Get(config.OdooGroup))
+	var changes rsync.Changes
+	report := func(verb string, c rsync.Changes) {
+		if !opts.Quiet {
+			j.Printf("%s %d projects from %s (%s); %d stale moved to %s\n", verb, len(inv.Production), j.SSH.Host, c, len(inv.Stale), backup)
+		}
+	}
+	steps := []run.Step{transfer(j, argv, opts, &changes, report)}
 	// The new set arrived: only now may stale projects leave.
-	if len(stale) > 0 {
-		if _, err := j.Runner.Run(j.Ctx, run.Step{What: "keep the projects gone from production in " + backup, Argv: []string{"mkdir", "-p", "--", backup}, Changes: true}); err != nil {
-			return cli.Fail(cli.ExitFailure, "cannot create backup folder "+backup+": "+err.Error(), "check BACKUP_DIR")
-		}
+	if len(inv.Stale) > 0 {
+		steps = append(steps, run.Step{What: "keep the projects gone from production in " + backup, Argv: []string{"mkdir", "-p", "--", backup}})
 	}
-	for _, name := range stale {
-		if _, err := j.Runner.Run(j.Ctx, run.Step{Argv: []string{"mv", "-T", "--", filepath.Join(dir, name), filepath.Join(backup, name)}, Changes: true}); err != nil {
-			return cli.Fail(cli.ExitFailure, "cannot move stale project "+name+" to "+backup+": "+err.Error(), "check BACKUP_DIR's free space and permissions")
-		}
+	for _, name := range inv.Stale {
+		steps = append(steps, run.Step{Argv: []string{"mv", "-T", "--", filepath.Join(dir, name), filepath.Join(backup, name)}})
 	}
-	if !opts.Quiet {
-		verb := "synced"
-		if j.G.DryRun {
-			verb = "would sync"
-			for _, l := range changes.Lines {
-				j.Printf("%s\n", l)
-			}
-		}
-		j.Printf("%s %d projects from %s (%s); %d stale moved to %s\n", verb, len(remote), j.SSH.Host, changes, len(stale), backup)
+	err = j.Runner.Apply(j.Ctx, append(steps, run.Step{Do: func(context.Context) error {
+		report("synced", changes)
+		return nil
+	}})...)
+	var re *run.Error
+	if errors.As(err, &re) && re.Argv[0] != "rsync" {
+		return cli.Fail(cli.ExitFailure, "cannot keep the stale projects in "+backup+": "+err.Error(), "check BACKUP_DIR's free space and permissions")
 	}
-	return nil
+	return err
 }
 
 // rsyncArgv is the one rsync that pulls every project. The projects are
@@ -145,35 +156,44 @@ func rsyncArgv(j *job.Job, dir string, names []string, backup, group string) []s
 	return append(argv, dir+"/")
 }
 
-// transfer runs rsync: in a dry run only its -n pass (read-only, so the
-// preview is exact) and the real command is printed.
-func transfer(j *job.Job, argv []string, opts Options) (Changes, error) {
+// transfer is the rsync step; its preview is rsync's own -n pass
+// (read-only, so the preview is exact).
+func transfer(j *job.Job, argv []string, opts Options, changes *rsync.Changes, report func(string, rsync.Changes)) run.Step {
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = 2 * time.Hour
 	}
-	step := run.Step{What: "copy new and changed projects from production", Argv: argv, Changes: true, Timeout: timeout}
-	var out []byte
-	var err error
-	if j.G.DryRun {
-		dry := append([]string{argv[0], "-n"}, argv[1:]...)
-		out, err = j.Runner.Query(j.Ctx, dry...)
-		if err == nil {
-			j.Runner.Run(j.Ctx, step)
-		}
-	} else {
-		out, err = j.Runner.Run(j.Ctx, step)
+	s := run.Step{What: "copy new and changed projects from production", Argv: argv, Timeout: timeout}
+	s.Do = func(ctx context.Context) error {
+		out, err := j.Runner.Exec(ctx, s)
+		*changes = rsync.Itemize(out)
+		return transferError(j, err)
 	}
-	changes := Itemize(out)
-	if err != nil {
-		if rsync.Warning(run.ExitCode(err)) {
-			j.Log.Warn().Msg("some project files vanished on production while copying; the next run copies them")
-			return changes, nil
+	s.Preview = func(ctx context.Context) error {
+		dry := s
+		dry.Argv = append([]string{argv[0], "-n"}, argv[1:]...)
+		out, err := j.Runner.Exec(ctx, dry)
+		c := rsync.Itemize(out)
+		if err = transferError(j, err); err == nil && !opts.Quiet {
+			for _, l := range c.Lines {
+				j.Printf("%s\n", l)
+			}
+			report("would sync", c)
 		}
-		if j.Ctx.Err() != nil {
-			return changes, err
-		}
-		return changes, &cli.Error{Code: cli.ExitFailure, Msg: fmt.Sprintf("copying projects from %s failed: %s", j.SSH.Host, rsync.Explain(err)), Hint: "no stale project was moved; run again once fixed", Err: err}
+		return err
 	}
-	return changes, nil
+	return s
+}
+
+func transferError(j *job.Job, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case rsync.Warning(run.ExitCode(err)):
+		j.Log.Warn().Msg("some project files vanished on production while copying; the next run copies them")
+		return nil
+	case j.Ctx.Err() != nil:
+		return err
+	}
+	return &cli.Error{Code: cli.ExitFailure, Msg: fmt.Sprintf("copying projects from %s failed: %s", j.SSH.Host, rsync.Explain(err)), Hint: "no stale project was moved; run again once fixed", Err: err}
 }

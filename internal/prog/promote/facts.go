@@ -13,6 +13,7 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
 )
@@ -51,7 +52,7 @@ const probeTimeout = time.Second
 // report need. It changes nothing.
 func inspect(env *cli.Env, cfg *config.Config) (*facts, error) {
 	ctx := env.Ctx
-	c, err := pg.Find(ctx, env.Runner, cfg)
+	c, err := pg.Find(ctx, env.Runner, job.PG(cfg))
 	if errors.Is(err, pg.ErrNotFound) {
 		return nil, &cli.Error{Code: cli.ExitFailure, Msg: err.Error(), Err: err,
 			Hint: "set PG_CLUSTER (a Debian cluster, VERSION/NAME) or PG_DATA, PG_BINDIR, PG_PORT and PG_HOST in " + cfg.Path}
@@ -69,7 +70,7 @@ func inspect(env *cli.Env, cfg *config.Config) (*facts, error) {
 		}
 		return nil, cli.Fail(cli.ExitFailure, "PostgreSQL "+c.String()+" is not running", hint)
 	}
-	q, err := c.Open(ctx)
+	q, err := c.Open(ctx, env.Runner)
 	if err != nil {
 		return nil, err
 	}

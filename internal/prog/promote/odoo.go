@@ -9,19 +9,19 @@ func odooSteps(services []string, systemd, running bool) []run.Step {
 	var steps []run.Step
 	for _, s := range services {
 		if systemd {
-			steps = append(steps, run.Step{What: "enable Odoo at boot (" + s + ")", Argv: []string{"systemctl", "enable", s}, Changes: true})
+			steps = append(steps, run.Step{What: "enable Odoo at boot (" + s + ")", Argv: []string{"systemctl", "enable", s}})
 			if !running {
-				steps = append(steps, run.Step{What: "start Odoo (" + s + ")", Argv: []string{"systemctl", "start", s}, Changes: true, Detach: true})
+				steps = append(steps, run.Step{What: "start Odoo (" + s + ")", Argv: []string{"systemctl", "start", s}, Detach: true})
 			}
 			continue
 		}
 		// "defaults" creates the links when there are none; "enable" turns
 		// the links of a disabled service back into start links.
 		steps = append(steps,
-			run.Step{What: "install Odoo's boot links (" + s + ")", Argv: []string{"update-rc.d", s, "defaults"}, Changes: true},
-			run.Step{What: "enable Odoo at boot (" + s + ")", Argv: []string{"update-rc.d", s, "enable"}, Changes: true})
+			run.Step{What: "install Odoo's boot links (" + s + ")", Argv: []string{"update-rc.d", s, "defaults"}},
+			run.Step{What: "enable Odoo at boot (" + s + ")", Argv: []string{"update-rc.d", s, "enable"}})
 		if !running {
-			steps = append(steps, run.Step{What: "start Odoo (" + s + ")", Argv: []string{"service", s, "start"}, Changes: true, Detach: true})
+			steps = append(steps, run.Step{What: "start Odoo (" + s + ")", Argv: []string{"service", s, "start"}, Detach: true})
 		}
 	}
 	return steps

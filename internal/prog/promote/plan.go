@@ -21,22 +21,27 @@ import (
 
 // step is one thing the command does: shown as the plan, then done.
 type step struct {
-	what string
-	argv []string // the command it runs, shown shell-quoted; nil when done in-process
-	odoo bool     // a failure here leaves PostgreSQL promoted and Odoo down
-	do   func() error
+	run.Step
+	odoo bool // a failure here leaves PostgreSQL promoted and Odoo down
 }
 
 // promotion holds one run's plan and what its steps learn on the way.
 type promotion struct {
-	env     *cli.Env
-	cfg     *config.Config
-	f       *facts
-	force   bool
-	steps   []step
-	lock    *lock.Lock
-	rep     report
-	systemd bool
+	env      *cli.Env
+	cfg      *config.Config
+	f        *facts
+	force    bool
+	steps    []step
+	lock     *lock.Lock
+	rep      report
+	reported bool
+	systemd  bool
+}
+
+// do makes an in-process step that runs argv itself, or does not run a
+// command at all (argv nil).
+func do(what string, argv []string, f func() error) step {
+	return step{Step: run.Step{What: what, Argv: argv, Do: func(context.Context) error { return f() }}}
 }
 
 // plan lists every step for the state the preflight found; a re-run after a
@@ -53,34 +58,34 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *
 		if c.Force {
 			what = "fence production: run FENCE_COMMAND (--force: its failure only warns)"
 		}
-		r.add(step{what: what, argv: fence, do: func() error { return r.fence(fence) }})
-		r.add(step{what: "check that production no longer answers", do: r.recheckProduction})
+		r.add(do(what, fence, func() error { return r.fence(fence) }))
+		r.add(do("check that production no longer answers", nil, r.recheckProduction))
 	} else if inRecovery && !c.Yes && !c.Force {
-		r.add(step{what: "check again that production does not answer (time passed while the plan was read)", do: r.recheckProduction})
+		r.add(do("check again that production does not answer (time passed while the plan was read)", nil, r.recheckProduction))
 	}
-	r.add(step{what: fmt.Sprintf("take the sync lock %s (wait up to %ss for a running sync, then stop it)", cfg.Get(config.LockFile), cfg.Get(config.LockWait)),
-		do: r.takeLock})
+	r.add(do(fmt.Sprintf("take the sync lock %s (wait up to %ss for a running sync, then stop it)", cfg.Get(config.LockFile), cfg.Get(config.LockWait)), nil,
+		r.takeLock))
 	if !f.promoted || !f.syncOff {
-		r.add(step{what: fmt.Sprintf("set SYNCMODE=\"off\" and PROMOTED=\"yes\" in %s: no sync ever pulls from the old production again", cfg.Path),
-			do: r.markPromoted})
+		r.add(do(fmt.Sprintf("set SYNCMODE=\"off\" and PROMOTED=\"yes\" in %s: no sync ever pulls from the old production again", cfg.Path), nil,
+			r.markPromoted))
 	}
 	if inRecovery {
 		if f.status.ReplayPaused {
-			r.add(step{what: "resume the paused WAL replay (--resume-replay)", argv: cl.PsqlArgv("SELECT pg_wal_replay_resume()"),
-				do: func() error { _, err := f.q.Query(env.Ctx, "SELECT pg_wal_replay_resume()"); return err }})
+			r.add(do("resume the paused WAL replay (--resume-replay)", cl.PsqlArgv("SELECT pg_wal_replay_resume()"),
+				func() error { _, err := f.q.Query(env.Ctx, "SELECT pg_wal_replay_resume()"); return err }))
 		}
-		r.add(step{what: fmt.Sprintf("promote PostgreSQL %s to primary (pg_promote; %s promote if that fails)", cl, cl.CtlTool()),
-			argv: cl.PsqlArgv(pg.PromoteSQL(0)), do: func() error { return r.promote(timeout) }})
-		r.add(step{what: fmt.Sprintf("wait until PostgreSQL leaves recovery, on a timeline after %d (up to %s)", f.status.Timeline, timeout),
-			do: func() error { return r.waitPromoted(timeout) }})
+		r.add(do(fmt.Sprintf("promote PostgreSQL %s to primary (pg_promote; %s promote if that fails)", cl, cl.CtlTool()),
+			cl.PsqlArgv(pg.PromoteSQL(0)), func() error { return r.promote(timeout) }))
+		r.add(do(fmt.Sprintf("wait until PostgreSQL leaves recovery, on a timeline after %d (up to %s)", f.status.Timeline, timeout), nil,
+			func() error { return r.waitPromoted(timeout) }))
 	}
-	r.add(step{what: "check that the database accepts a write (a temporary table, dropped at commit)", argv: cl.PsqlArgv(writeCheckSQL),
-		do: r.checkWrite})
+	r.add(do("check that the database accepts a write (a temporary table, dropped at commit)", cl.PsqlArgv(writeCheckSQL), r.checkWrite))
 	for _, s := range odooSteps(cfg.Words(config.OdooService), r.systemd, f.odooUp) {
-		r.add(step{what: s.What, argv: s.Argv, odoo: true, do: func() error { _, err := env.Runner.Run(env.Ctx, s); return err }})
+		r.add(step{Step: s, odoo: true})
 	}
-	r.add(step{what: fmt.Sprintf("check that Odoo answers at %s (up to %ss)", cfg.Get(config.OdooURL), cfg.Get(config.OdooTimeout)), odoo: true,
-		do: r.checkOdoo})
+	r.add(step{Step: run.Step{What: fmt.Sprintf("check that Odoo answers at %s (up to %ss)", cfg.Get(config.OdooURL), cfg.Get(config.OdooTimeout)),
+		Do: func(context.Context) error { return r.checkOdoo() }}, odoo: true})
+	r.add(do("write the recovery report to "+cfg.Get(config.ReportDir), nil, r.writeReport))
 	return r
 }
 
@@ -95,53 +100,66 @@ func (r *promotion) print(env *cli.Env) {
 	}
 	env.Printf("\nPlan:\n")
 	for i, s := range r.steps {
-		env.Printf("  %d. %s\n", i+1, s.what)
-		if s.argv != nil {
-			env.Printf("       %s\n", shellquote.Join(s.argv...))
+		env.Printf("  %d. %s\n", i+1, s.What)
+		if s.Argv != nil {
+			env.Printf("       %s\n", shellquote.Join(s.Argv...))
 		}
 	}
-	env.Printf("  %d. write the recovery report to %s\n", len(r.steps)+1, r.cfg.Get(config.ReportDir))
 }
 
-// execute runs the plan. The report is written whatever happens once the
-// lock is held, so a failed run still leaves its evidence.
-func (r *promotion) execute(env *cli.Env) (err error) {
-	defer r.lock.Release()
-	env.Printf("\n")
-	n := len(r.steps) + 1
+// execute applies the plan: a dry run prints it; a real run shows it, asks
+// (unless --yes), then runs each step with its progress. The report is
+// written whatever happens once the lock is held, so a failed run still
+// leaves its evidence.
+func (r *promotion) execute(env *cli.Env, c *CLI) (err error) {
+	defer func() { r.lock.Release() }()
+	steps := []run.Step{{Do: func(context.Context) error {
+		r.print(env)
+		return c.confirm(env, r.f)
+	}}}
+	n := len(r.steps)
 	for i, s := range r.steps {
-		env.Printf("[%d/%d] %s\n", i+1, n, s.what)
-		start := time.Now()
-		if err = s.do(); err != nil {
-			if s.odoo {
+		run1 := s.Step
+		run1.Do = func(ctx context.Context) error {
+			env.Printf("[%d/%d] %s\n", i+1, n, s.What)
+			start := time.Now()
+			var err error
+			if s.Do != nil {
+				err = s.Do(ctx)
+			} else {
+				_, err = env.Runner.Exec(ctx, s.Step)
+			}
+			if err != nil && s.odoo {
 				r.rep.odooErr = err
 				err = &cli.Error{Code: cli.ExitFailure, Err: err,
 					Msg:  "PostgreSQL promoted, Odoo failed: " + err.Error(),
 					Hint: "fix Odoo (its service and log), then run " + prog + " again to retry it"}
 			}
-			break
+			env.Log.Debug().Dur("took", time.Since(start)).Msg(s.What)
+			return err
 		}
-		env.Log.Debug().Dur("took", time.Since(start)).Msg(s.what)
+		steps = append(steps, run1)
 	}
-	if r.lock == nil {
-		return err // stopped before anything changed here
+	if err = env.Runner.Apply(env.Ctx, steps...); err != nil && r.lock != nil && !r.reported {
+		if werr := r.writeReport(); werr != nil {
+			env.Log.Error().Err(werr).Msg("cannot write the recovery report")
+		}
 	}
-	env.Printf("[%d/%d] write the recovery report\n", n, n)
-	path, werr := r.rep.write(env)
-	if werr != nil {
-		env.Log.Error().Err(werr).Msg("cannot write the recovery report")
-	}
+	return err
+}
+
+// writeReport writes the recovery report and shows it.
+func (r *promotion) writeReport() error {
+	r.reported = true
+	path, err := r.rep.write(r.env)
 	if path != "" {
-		env.Printf("\n%s\nReport written to %s\n", r.rep.text(), path)
-	}
-	if err == nil {
-		err = werr
+		r.env.Printf("\n%s\nReport written to %s\n", r.rep.text(), path)
 	}
 	return err
 }
 
 func (r *promotion) fence(argv []string) error {
-	_, err := r.env.Runner.Run(r.env.Ctx, run.Step{What: "fence production", Argv: argv, Changes: true,
+	_, err := r.env.Runner.Exec(r.env.Ctx, run.Step{What: "fence production", Argv: argv,
 		Timeout: 5 * time.Minute, Env: []string{"OT_PRODUCTION=" + r.f.source}})
 	if err != nil && r.force {
 		r.env.Log.Warn().Err(err).Msg("fencing failed; going on (--force)")
@@ -232,7 +250,7 @@ func (r *promotion) promote(timeout time.Duration) error {
 			return err
 		}
 		env.Log.Warn().Err(err).Msg("pg_promote failed; trying pg_ctl")
-		_, err = env.Runner.Run(env.Ctx, r.f.cluster.PromoteCtlStep(timeout))
+		_, err = env.Runner.Exec(env.Ctx, r.f.cluster.PromoteCtlStep(timeout))
 	}
 	return err
 }

@@ -63,19 +63,10 @@ func (c *CLI) Run(env *cli.Env) error {
 	}
 	defer f.q.Close()
 	f.print(env)
-	p := plan(env, cfg, f, c, start)
-	p.print(env)
 	if err := c.refusals(cfg, f); err != nil {
 		return err
 	}
-	if env.G.DryRun {
-		env.Printf("\ndry run: nothing was changed\n")
-		return nil
-	}
-	if err := c.confirm(env, f); err != nil {
-		return err
-	}
-	return p.execute(env)
+	return plan(env, cfg, f, c, start).execute(env, c)
 }
 
 // refusals are the preflight checks that stop a promotion before anything

@@ -238,7 +238,7 @@ func TestConfirmation(t *testing.T) {
 		l.assertUnchanged(t, before)
 	})
 	res := l.run(t, input{tty: true, answer: "YES\n"}, "--dry-run")
-	if !strings.Contains(res.stdout, "dry run: nothing was changed") || !strings.Contains(res.stdout, "SELECT pg_promote(false)") {
+	if !strings.Contains(res.stdout, "# promote PostgreSQL") || !strings.Contains(res.stdout, "SELECT pg_promote(false)") || strings.Contains(res.stdout, "[y/N]") {
 		t.Errorf("dry run output:\n%s", res.stdout)
 	}
 

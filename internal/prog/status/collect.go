@@ -8,6 +8,7 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/lock"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
@@ -214,7 +215,7 @@ func latest(m map[string]time.Time, names ...string) time.Time {
 // could be found.
 func (c *CLI) postgres(env *cli.Env, cfg *config.Config, r *Report) *pg.Cluster {
 	q := &run.Runner{Log: env.Log}
-	cl, err := pg.Find(env.Ctx, q, cfg)
+	cl, err := pg.Find(env.Ctx, q, job.PG(cfg))
 	if errors.Is(err, pg.ErrNotFound) {
 		r.add("postgres", Unknown, err.Error()+" (set PG_CLUSTER or PG_DATA, or --skip postgres)")
 		return nil

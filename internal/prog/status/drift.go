@@ -1,10 +1,8 @@
 package status
 
 import (
-	"context"
 	"fmt"
-	"path"
-	"path/filepath"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -12,8 +10,13 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/ssh"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/aptsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/confsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/pipsync"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/projects"
 )
 
 // Drift is how production and the standby differ.
@@ -33,28 +36,21 @@ type DriftKind struct {
 
 func (k DriftKind) count() int { return len(k.OnlyProduction) + len(k.OnlyStandby) + len(k.Differ) }
 
-// probe is a read-only command run on both sides; parse turns its output
-// into name -> value (a version, a checksum, or "" for presence only).
-type probe struct {
-	kind   string
-	local  []string
-	remote []string
-	parse  func(out string) map[string]string
-	// partial output counts (find exits 1 when one of several paths is missing)
-	partialOK bool
-}
-
-// drift compares production and the standby over one ssh connection.
+// drift compares production and the standby over one ssh connection. Each
+// comparison is the sync's own read-only inventory, so a rule (APT_DENY,
+// pip's names, PROJECTS_PATTERN, the conf-sync paths) has one owner and
+// ot-status reports what the sync would change.
 func (c *CLI) drift(env *cli.Env, cfg *config.Config, r *Report) {
 	d := &Drift{}
 	r.Drift = d
-	target, err := ssh.FromConfig(cfg)
+	target, err := job.Target(cfg)
 	if err != nil {
 		d.Error = err.Error()
 		r.add("drift", Unknown, "cannot compare with production: "+err.Error())
 		return
 	}
-	conn, err := ssh.Dial(env.Ctx, target)
+	q := &run.Runner{Log: env.Log}
+	conn, err := ssh.Dial(env.Ctx, q, target)
 	if err != nil {
 		msg, hint := ssh.Explain(target, err)
 		d.Error = msg
@@ -62,15 +58,18 @@ func (c *CLI) drift(env *cli.Env, cfg *config.Config, r *Report) {
 		return
 	}
 	defer conn.Close()
-	q := &run.Runner{Log: env.Log}
-	// The probes are slow (apt-mark, pip): all run at once, over the one
-	// multiplexed connection.
-	ps := probes(cfg)
-	d.Kinds = make([]DriftKind, len(ps))
+	j := &job.Job{Env: env, Name: "ot-status", Cfg: cfg, SSH: conn, Runner: q, Start: time.Now()}
+	// The inventories are slow (apt-mark, pip): all run at once, over the
+	// one multiplexed connection.
+	compares := []func(*job.Job) DriftKind{aptDrift, pipDrift, projectDrift}
+	if len(confsync.Paths(cfg)) > 0 {
+		compares = append(compares, configDrift)
+	}
+	d.Kinds = make([]DriftKind, len(compares))
 	var wg sync.WaitGroup
-	for i, p := range ps {
+	for i, compare := range compares {
 		wg.Add(1)
-		go func() { defer wg.Done(); d.Kinds[i] = compare(env.Ctx, q, conn, p) }()
+		go func() { defer wg.Done(); d.Kinds[i] = compare(j) }()
 	}
 	wg.Wait()
 	var parts []string
@@ -89,137 +88,117 @@ func (c *CLI) drift(env *cli.Env, cfg *config.Config, r *Report) {
 	r.add("drift", Warning, strings.Join(parts, "; ")+"; ot-sync-from-source aligns them")
 }
 
-func compare(ctx context.Context, q *run.Runner, conn *ssh.Conn, p probe) DriftKind {
-	k := DriftKind{Kind: p.kind}
+func failed(kind string, err error) DriftKind {
+	_, line := cli.Describe(err)
+	return DriftKind{Kind: kind, Error: cli.Printable(line)}
+}
+
+// aptDrift: production's manual packages a sync would mark (and install),
+// and the standby's manual packages production does not have; APT_DENY
+// filters both, as the sync does.
+func aptDrift(j *job.Job) DriftKind {
+	inv, err := aptsync.Take(j, aptsync.Options{})
+	if err != nil {
+		return failed("apt", err)
+	}
+	k := DriftKind{Kind: "apt", OnlyProduction: inv.Plan.Mark}
+	deny := j.Cfg.Words(config.AptDeny)
+	for _, n := range inv.Standby {
+		if !slices.Contains(inv.Production, n) && aptsync.Denied(n, deny) == "" {
+			k.OnlyStandby = append(k.OnlyStandby, n)
+		}
+	}
+	return k
+}
+
+// pipDrift: what a sync would install, what it leaves (other versions,
+// production's direct installs), and what only the standby has.
+func pipDrift(j *job.Job) DriftKind {
+	inv, err := pipsync.Take(j, pipsync.Options{})
+	if err != nil {
+		return failed("pip", err)
+	}
+	k := DriftKind{Kind: "pip"}
+	for _, d := range slices.Concat(inv.Plan.Install, inv.Plan.Direct) {
+		k.OnlyProduction = append(k.OnlyProduction, cli.Printable(d.Name+"=="+d.Version))
+	}
+	for _, d := range inv.Plan.Differ {
+		k.Differ = append(k.Differ, cli.Printable(fmt.Sprintf("%s (production %s, standby %s)", d[0].Name, d[0].Version, d[1].Version)))
+	}
+	prod := map[string]bool{}
+	for _, d := range inv.Production {
+		prod[pipsync.Normalize(d.Name)] = true
+	}
+	for _, d := range inv.Standby {
+		if n := pipsync.Normalize(d.Name); !prod[n] && !pipsync.Skipped(n) {
+			k.OnlyStandby = append(k.OnlyStandby, cli.Printable(d.Name+"=="+d.Version))
+		}
+	}
+	slices.Sort(k.OnlyStandby)
+	return k
+}
+
+// projectDrift: projects a sync would copy, and those it would move away.
+func projectDrift(j *job.Job) DriftKind {
+	inv, err := projects.Take(j)
+	if err != nil {
+		return failed("projects", err)
+	}
+	k := DriftKind{Kind: "projects", OnlyStandby: inv.Stale}
+	for _, n := range inv.Production {
+		if !slices.Contains(inv.Standby, n) {
+			k.OnlyProduction = append(k.OnlyProduction, n)
+		}
+	}
+	return k
+}
+
+// configDrift compares checksums of the files ot-conf-sync copies.
+func configDrift(j *job.Job) DriftKind {
+	k := DriftKind{Kind: "config"}
+	sums := append(append([]string{"find", "-L"}, confsync.Paths(j.Cfg)...), "-type", "f", "-exec", "sha256sum", "--", "{}", "+")
 	get := func(argv []string) (map[string]string, error) {
-		out, err := q.Run(ctx, run.Step{Argv: argv, Dir: "/", Timeout: 2 * time.Minute})
-		if err != nil && !(p.partialOK && run.ExitCode(err) == 1) {
+		out, err := j.Runner.Exec(j.Ctx, run.Step{Argv: argv, Dir: "/", Timeout: 2 * time.Minute})
+		// find exits 1 when one of the paths is missing: what it found counts.
+		if err != nil && run.ExitCode(err) != 1 {
 			return nil, err
 		}
-		return p.parse(string(out)), nil
+		m := map[string]string{}
+		for _, l := range strings.Split(string(out), "\n") {
+			sum, file, ok := strings.Cut(l, "  ")
+			if ok && len(sum) == 64 {
+				m[file] = sum
+			}
+		}
+		return m, nil
 	}
 	var prod map[string]string
 	var perr error
 	done := make(chan struct{})
-	go func() { prod, perr = get(conn.Command(p.remote...)); close(done) }()
-	local, err := get(p.local)
+	go func() { prod, perr = get(j.SSH.Command(sums...)); close(done) }()
+	local, err := get(sums)
 	<-done
-	if perr != nil {
-		k.Error = "on production: " + oneLine(perr.Error())
+	switch {
+	case perr != nil:
+		k.Error = "on production: " + cli.Printable(perr.Error())
+		return k
+	case err != nil:
+		k.Error = "on the standby: " + cli.Printable(err.Error())
 		return k
 	}
-	if err != nil {
-		k.Error = "on the standby: " + oneLine(err.Error())
-		return k
-	}
-	for name, v := range prod {
+	for _, name := range slices.Sorted(maps.Keys(prod)) {
 		lv, ok := local[name]
 		switch {
 		case !ok:
-			k.OnlyProduction = append(k.OnlyProduction, show(name, v))
-		case lv != v:
-			k.Differ = append(k.Differ, fmt.Sprintf("%s (production %s, standby %s)", oneLine(name), short(v), short(lv)))
+			k.OnlyProduction = append(k.OnlyProduction, cli.Printable(name))
+		case lv != prod[name]:
+			k.Differ = append(k.Differ, fmt.Sprintf("%s (production sha256 %s, standby sha256 %s)", cli.Printable(name), prod[name][:12], lv[:12]))
 		}
 	}
-	for name, v := range local {
+	for _, name := range slices.Sorted(maps.Keys(local)) {
 		if _, ok := prod[name]; !ok {
-			k.OnlyStandby = append(k.OnlyStandby, show(name, v))
+			k.OnlyStandby = append(k.OnlyStandby, cli.Printable(name))
 		}
 	}
-	slices.Sort(k.OnlyProduction)
-	slices.Sort(k.OnlyStandby)
-	slices.Sort(k.Differ)
 	return k
-}
-
-func show(name, v string) string {
-	if v == "" || len(v) == 64 { // presence only, or a checksum
-		return oneLine(name)
-	}
-	return oneLine(name + "==" + v)
-}
-
-func short(v string) string {
-	if len(v) == 64 {
-		return "sha256 " + v[:12]
-	}
-	return oneLine(v)
-}
-
-func probes(cfg *config.Config) []probe {
-	deny := cfg.Words(config.AptDeny)
-	pip := func(argv []string) []string {
-		return append(argv, "list", "--format=freeze", "--disable-pip-version-check")
-	}
-	var confPaths []string
-	for _, set := range cfg.Words(config.ConfSync) {
-		switch set {
-		case "odoo":
-			confPaths = append(confPaths, cfg.Get(config.OdooConf))
-		case "nginx":
-			confPaths = append(confPaths, filepath.Join(cfg.Get(config.NginxDir), "sites-available"), filepath.Join(cfg.Get(config.NginxDir), "sites-enabled"))
-		case "apt":
-			confPaths = append(confPaths, filepath.Join(cfg.Get(config.AptDir), "sources.list"), filepath.Join(cfg.Get(config.AptDir), "sources.list.d"))
-		}
-	}
-	projDir := cfg.Get(config.ProjectsDir)
-	list := []probe{
-		{kind: "apt", local: []string{"apt-mark", "showmanual"}, remote: []string{"apt-mark", "showmanual"},
-			parse: func(out string) map[string]string {
-				m := map[string]string{}
-				for _, f := range strings.Fields(out) {
-					if !matchAny(deny, f) {
-						m[f] = ""
-					}
-				}
-				return m
-			}},
-		{kind: "pip", local: pip(cfg.Command(config.Pip)), remote: pip(cfg.Command(config.RemotePip)),
-			parse: func(out string) map[string]string {
-				m := map[string]string{}
-				for _, l := range strings.Split(out, "\n") {
-					name, ver, ok := strings.Cut(strings.TrimSpace(l), "==")
-					if ok {
-						m[strings.ReplaceAll(strings.ToLower(name), "_", "-")] = ver
-					}
-				}
-				return m
-			}},
-		{kind: "projects", partialOK: true,
-			local:  []string{"find", projDir, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", `%f\n`},
-			remote: []string{"find", projDir, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", `%f\n`},
-			parse: func(out string) map[string]string {
-				m := map[string]string{}
-				for _, n := range strings.Split(out, "\n") {
-					if n != "" && matchAny(cfg.Words(config.ProjectsPattern), n) && !matchAny(cfg.Words(config.ProjectsExclude), n) {
-						m[n] = ""
-					}
-				}
-				return m
-			}},
-	}
-	if len(confPaths) > 0 {
-		sums := append(append([]string{"find", "-L"}, confPaths...), "-type", "f", "-exec", "sha256sum", "--", "{}", "+")
-		list = append(list, probe{kind: "config", partialOK: true, local: sums, remote: sums,
-			parse: func(out string) map[string]string {
-				m := map[string]string{}
-				for _, l := range strings.Split(out, "\n") {
-					sum, file, ok := strings.Cut(l, "  ")
-					if ok && len(sum) == 64 {
-						m[file] = sum
-					}
-				}
-				return m
-			}})
-	}
-	return list
-}
-
-func matchAny(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, name); ok {
-			return true
-		}
-	}
-	return false
 }

@@ -49,7 +49,7 @@ func psqlOn(cl *pg.Cluster, db, sql string) []string {
 }
 
 func query(ctx context.Context, q *run.Runner, argv []string) ([]string, error) {
-	out, err := q.Run(ctx, run.Step{Argv: argv, Dir: "/"})
+	out, err := q.Exec(ctx, run.Step{Argv: argv, Dir: "/"})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (c *CLI) attachments(env *cli.Env, cfg *config.Config, cl *pg.Cluster, r *R
 	found := 0
 	for _, db := range dbs {
 		if !dbNameRe.MatchString(db) {
-			r.add("db", Warning, fmt.Sprintf("database %q not checked: its name is not a plain file name", oneLine(db)))
+			r.add("db", Warning, fmt.Sprintf("database %q not checked: its name is not a plain file name", cli.Printable(db)))
 			continue
 		}
 		has, err := query(ctx, q, psqlOn(cl, db, "SELECT to_regclass('public.ir_attachment') IS NOT NULL"))

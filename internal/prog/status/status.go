@@ -159,7 +159,7 @@ func (r *Report) finish() {
 
 func (c *CLI) print(env *cli.Env, r *Report) {
 	// The first line is what a monitoring system shows: always printed.
-	fmt.Fprintf(env.Stdout, "STATUS: %s: %s\n", r.Status, oneLine(r.Summary))
+	fmt.Fprintf(env.Stdout, "STATUS: %s: %s\n", r.Status, cli.Printable(r.Summary))
 	if env.G.Quiet {
 		return
 	}
@@ -196,15 +196,6 @@ func (c *CLI) print(env *cli.Env, r *Report) {
 			list("differs", k.Differ)
 		}
 	}
-}
-
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
 }
 
 // age renders a duration for people: 45s, 12m, 3h05m, 4d06h.

@@ -3,12 +3,14 @@
 package syncmode
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/lock"
-	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 )
 
 // Enable is ot-enable-sync's command line.
@@ -47,8 +49,8 @@ func (e *Enable) Run(env *cli.Env) error {
 	if cfg.Promoted() && !e.ClearPromoted {
 		return cli.Fail(cli.ExitPromoted, "this machine was promoted to production (PROMOTED=yes in "+cfg.Path+"): syncing would pull the old production over it", "if it is a standby again, run ot-enable-sync --clear-promoted")
 	}
-	if primary, cluster, _ := pg.LocalIsPrimary(env.Ctx, cfg); primary {
-		return cli.Fail(cli.ExitPromoted, "the local PostgreSQL cluster "+cluster+" is not in recovery: this machine acts as production", "make it a standby of SYNCSRC first")
+	if err := job.LocalPrimary(env.Ctx, cfg); err != nil {
+		return err
 	}
 	keys := []config.Key{config.SyncMode}
 	if cfg.Promoted() {
@@ -89,19 +91,12 @@ func flip(env *cli.Env, cfg *config.Config, mode string, keys []config.Key) erro
 	if err := cfg.Set(config.SyncMode, mode); err != nil {
 		return err
 	}
-	if env.G.DryRun {
-		for _, k := range keys {
-			env.Printf("# set in %s\n%s=%s\n", cfg.Path, k, config.Quote(cfg.Get(k)))
-		}
-		return nil
-	}
-	if err := cfg.Save(keys...); err != nil {
-		return err
-	}
 	msg := fmt.Sprintf("sync is now %s", mode)
 	if mode == "on" {
 		msg += " (source " + cfg.Get(config.SyncSrc) + ")"
 	}
-	env.Printf("%s\n", msg)
-	return nil
+	return env.Runner.Apply(env.Ctx, cfg.SaveStep(keys...), run.Step{Do: func(context.Context) error {
+		env.Printf("%s\n", msg)
+		return nil
+	}})
 }

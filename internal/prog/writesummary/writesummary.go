@@ -4,12 +4,15 @@
 package writesummary
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"time"
 	"unicode"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
 )
 
@@ -35,17 +38,17 @@ func (c *CLI) Run(env *cli.Env) error {
 	if err != nil {
 		return err
 	}
-	path := cfg.Get(config.SummaryFile)
-	if c.DryRun {
-		for _, n := range c.Names {
-			env.Printf("# append to %s: %s", path, summary.Line(time.Now(), n))
+	path, now := cfg.Get(config.SummaryFile), time.Now()
+	lines := make([]string, len(c.Names))
+	for i, n := range c.Names {
+		lines[i] = strings.TrimSuffix(summary.Line(now, n), "\n")
+	}
+	return env.Runner.Apply(env.Ctx, run.Step{What: "append to " + path, Show: lines, Do: func(context.Context) error {
+		if err := summary.Append(path, now, c.Names...); err != nil {
+			return cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot write summary file %s: %v", path, err), "check SUMMARYFILE and the permissions of its directory")
 		}
 		return nil
-	}
-	if err := summary.Append(path, time.Now(), c.Names...); err != nil {
-		return cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot write summary file %s: %v", path, err), "check SUMMARYFILE and the permissions of its directory")
-	}
-	return nil
+	}})
 }
 
 func validName(n string) error {

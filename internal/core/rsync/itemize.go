@@ -1,10 +1,8 @@
-package projects
+package rsync
 
 import (
 	"fmt"
 	"strings"
-
-	"github.com/ot-redundancy/ot-redundancy/internal/core/rsync"
 )
 
 // Changes counts what an rsync run itemizes (--out-format=rsync.ItemFormat),
@@ -20,7 +18,7 @@ type Changes struct {
 func Itemize(out []byte) Changes {
 	var c Changes
 	for _, line := range strings.Split(string(out), "\n") {
-		it, ok := rsync.ParseItem(line)
+		it, ok := ParseItem(line)
 		if !ok {
 			continue
 		}
