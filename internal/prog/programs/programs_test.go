@@ -1,0 +1,30 @@
+package programs
+
+import (
+	"os"
+	"testing"
+)
+
+// Every program has a cmd/ directory, and every cmd/ot-* directory is a
+// program: the list cannot drift from what is built.
+func TestEveryCommandListed(t *testing.T) {
+	mains := Mains()
+	entries, err := os.ReadDir("../../../cmd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]bool{}
+	for _, e := range entries {
+		if e.IsDir() && len(e.Name()) > 3 && e.Name()[:3] == "ot-" {
+			dirs[e.Name()] = true
+			if mains[e.Name()] == nil {
+				t.Errorf("cmd/%s is not in programs.All", e.Name())
+			}
+		}
+	}
+	for name := range mains {
+		if !dirs[name] {
+			t.Errorf("%s has no cmd/%s", name, name)
+		}
+	}
+}
