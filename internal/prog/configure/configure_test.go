@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
@@ -21,16 +22,14 @@ import (
 
 // The test binary doubles as ot-configure, so that it can run on a real
 // pseudo-terminal as its own process.
+// TestMain puts ot-configure on PATH: the test binary plays it under that name.
 func TestMain(m *testing.M) {
-	if os.Getenv("OT_CONFIGURE_AS_MAIN") == "1" {
-		os.Exit(Main(os.Args[1:]))
-	}
-	os.Exit(m.Run())
+	testscript.Main(m, map[string]func(){"ot-configure": func() { os.Exit(Main(os.Args[1:])) }})
 }
 
 func command(args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "OT_CONFIGURE_AS_MAIN=1", "NO_COLOR=1")
+	cmd := exec.Command("ot-configure", args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	return cmd
 }
 

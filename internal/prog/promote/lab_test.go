@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/lock"
@@ -25,13 +26,11 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 
-// TestMain lets the test binary play ot-disable-standby-mode, so the tests
-// run the real command in a subprocess (inside a private mount namespace).
-// With OT_PROMOTE_HOLD_LOCK it plays a sync holding the lock until killed.
+// TestMain puts ot-disable-standby-mode on PATH (testscript.Main: the test
+// binary plays it under that name), so the tests run the real command in a
+// subprocess (inside a private mount namespace). With OT_PROMOTE_HOLD_LOCK
+// it plays a sync holding the lock until killed.
 func TestMain(m *testing.M) {
-	if os.Getenv("OT_PROMOTE_MAIN") == "1" {
-		os.Exit(Main(os.Args[1:]))
-	}
 	if path := os.Getenv("OT_PROMOTE_HOLD_LOCK"); path != "" {
 		held, err := lock.Acquire(context.Background(), path, 0)
 		if err != nil {
@@ -47,7 +46,17 @@ func TestMain(m *testing.M) {
 			runtime.KeepAlive(held)
 		}
 	}
-	os.Exit(m.Run())
+	testscript.Main(m, map[string]func(){prog: func() { os.Exit(Main(os.Args[1:])) }})
+}
+
+// self is the command under test, as testscript.Main put it on PATH.
+func self(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // holdLock starts a process that holds the lab's lock, named argv0.
@@ -223,18 +232,15 @@ type input struct {
 // run runs ot-disable-standby-mode with args against the lab.
 func (l *lab) run(t testing.TB, in input, args ...string) result {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := self(t)
 	if l.bin != "" {
-		self = l.bin
+		bin = l.bin
 	}
-	argv := append([]string{"--mount", "--propagation", "private", "sh", "-c", nsScript, "sh", l.dir, self, "--config", l.conf}, args...)
+	argv := append([]string{"--mount", "--propagation", "private", "sh", "-c", nsScript, "sh", l.dir, bin, "--config", l.conf}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "unshare", argv...)
-	cmd.Env = append(append(os.Environ(), "OT_PROMOTE_MAIN=1", "NO_COLOR=1"), l.env...)
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), l.env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if in.tty {
@@ -260,7 +266,7 @@ func (l *lab) run(t testing.TB, in input, args ...string) result {
 	} else {
 		cmd.Stdin = strings.NewReader(in.answer)
 	}
-	err = cmd.Run()
+	err := cmd.Run()
 	res := result{stdout: stdout.String(), stderr: stderr.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		res.code = ee.ExitCode()
@@ -275,18 +281,15 @@ func (l *lab) run(t testing.TB, in input, args ...string) result {
 // question and sends SIGINT, as Ctrl-C would; it returns the result.
 func (l *lab) interruptAtPrompt(t testing.TB) result {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := self(t)
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ptmx.Close()
 	defer tty.Close()
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", nsScript, "sh", l.dir, self, "--config", l.conf)
-	cmd.Env = append(os.Environ(), "OT_PROMOTE_MAIN=1", "NO_COLOR=1")
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", nsScript, "sh", l.dir, bin, "--config", l.conf)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	var stderr bytes.Buffer
 	cmd.Stdin, cmd.Stderr = tty, &stderr
 	stdout, err := cmd.StdoutPipe()

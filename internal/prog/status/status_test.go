@@ -18,20 +18,19 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
+	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // The test binary doubles as ot-status, run as its own process.
+// TestMain puts ot-status on PATH: the test binary plays it under that name.
 func TestMain(m *testing.M) {
-	if os.Getenv("OT_STATUS_AS_MAIN") == "1" {
-		os.Exit(Main(os.Args[1:]))
-	}
-	os.Exit(m.Run())
+	testscript.Main(m, map[string]func(){"ot-status": func() { os.Exit(Main(os.Args[1:])) }})
 }
 
 func otStatus(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "OT_STATUS_AS_MAIN=1", "NO_COLOR=1")
+	cmd := exec.Command("ot-status", args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -1,14 +1,13 @@
 // Package scripttest runs the programs' script tests, testdata/script/*.txtar:
-// help, dry-run output, errors and exit codes, each program built once from
-// cmd/ and put on PATH. What a sync does to real files is proven by the
-// integration tests of each program's package, against real tools.
+// help, dry-run output, errors and exit codes, each program on PATH under its
+// own name. What a sync does to real files is proven by the integration
+// tests of each program's package, against real tools.
 package scripttest
 
 import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,26 +15,17 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/programs"
 )
 
-var binDir string
-
+// TestMain puts every program on PATH under its own name: the test binary
+// plays it (testscript.Main), so the scripts need no build.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ot-script-bin-")
-	if err != nil {
-		panic(err)
+	cmds := map[string]func(){}
+	for _, p := range programs.All() {
+		cmds[p.Name] = func() { os.Exit(p.Main(os.Args[1:])) }
 	}
-	build := exec.Command("go", "build", "-o", dir+"/", "../../../cmd/...")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		os.RemoveAll(dir)
-		os.Stderr.WriteString("building the programs failed\n")
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testscript.Main(m, cmds)
 }
 
 func TestScripts(t *testing.T) {
@@ -45,7 +35,6 @@ func TestScripts(t *testing.T) {
 		RequireUniqueNames:  true,
 		UpdateScripts:       os.Getenv("UPDATE_SCRIPTS") == "1",
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("PATH", binDir+string(filepath.ListSeparator)+env.Getenv("PATH"))
 			env.Setenv("NO_COLOR", "1")
 			return nil
 		},
