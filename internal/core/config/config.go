@@ -12,7 +12,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -53,34 +55,61 @@ func Load(path string) (*Config, error) {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	fi, err := os.Stat(path)
+	// One open: what is checked is what is read, even if the file is
+	// replaced meanwhile.
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, &Error{Path: path, Msg: "file not found", Hint: "run ot-configure, or point --config/OT_CONFIG at the file"}
 	}
 	if err != nil {
 		return nil, &Error{Path: path, Msg: err.Error()}
 	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, &Error{Path: path, Msg: err.Error()}
+	}
 	if err := checkOwnership(path, fi); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
 	if err != nil {
 		return nil, &Error{Path: path, Msg: err.Error()}
+	}
+	if len(data) > maxSize {
+		return nil, &Error{Path: path, Msg: fmt.Sprintf("is larger than %d KiB: not a configuration file", maxSize>>10), Hint: "check --config/OT_CONFIG"}
 	}
 	return Parse(path, data)
 }
 
-// checkOwnership refuses a file that someone other than its owner (or root's
-// group) could have written: the values end up in commands run as root.
+// maxSize bounds the configuration file: a few KiB in practice.
+const maxSize = 1 << 20
+
+// checkOwnership refuses a file that anyone but root could have written, as
+// sshd and sudo do: its values name commands root runs (FENCE_COMMAND, PIP)
+// and paths root writes. A user who is not root may also read a file of
+// their own (ot-status run by a monitoring user, the tests).
 func checkOwnership(path string, fi os.FileInfo) error {
 	mode := fi.Mode().Perm()
-	if mode&0o002 != 0 {
-		return &Error{Path: path, Msg: fmt.Sprintf("is writable by every user (mode %04o)", mode), Hint: "chmod o-w " + path}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return &Error{Path: path, Msg: fmt.Sprintf("belongs to %s, not root (mode %04o): root runs what it names", owner(st.Uid), mode),
+			Hint: "chown root:root " + path + " && chmod 0600 " + path}
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && mode&0o020 != 0 && st.Gid != 0 {
-		return &Error{Path: path, Msg: fmt.Sprintf("is writable by group %d (mode %04o)", st.Gid, mode), Hint: "chmod g-w " + path}
+	if mode&0o022 != 0 {
+		return &Error{Path: path, Msg: fmt.Sprintf("is writable by other users (mode %04o, owner %s): root runs what it names", mode, owner(st.Uid)),
+			Hint: "chmod go-w " + path}
 	}
 	return nil
+}
+
+// owner names a uid for a message: "odoo (uid 105)".
+func owner(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username + " (uid " + id + ")"
+	}
+	return "uid " + id
 }
 
 // Parse reads configuration text; path is used in messages only.

@@ -172,8 +172,27 @@ func TestLoadRefusesWorldWritableAndMissing(t *testing.T) {
 	}
 	os.WriteFile(path, []byte(original), 0o600)
 	os.Chmod(path, 0o666)
-	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "writable by every user") {
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "writable by other users (mode 0666") {
 		t.Fatalf("world-writable file: %v", err)
+	}
+	os.Chmod(path, 0o620)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "writable by other users (mode 0620") {
+		t.Fatalf("group-writable file: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		// odoo's own file names commands root would run: refused, with the fix.
+		os.Chmod(path, 0o600)
+		os.Chown(path, 65534, 65534)
+		_, err := Load(path)
+		var ce *Error
+		if !errors.As(err, &ce) || !strings.Contains(ce.Msg, "belongs to nobody (uid 65534), not root (mode 0600)") || ce.Hint != "chown root:root "+path+" && chmod 0600 "+path {
+			t.Fatalf("a file of another user: %v", err)
+		}
+	}
+	os.Chown(path, 0, 0)
+	os.Chmod(path, 0o644)
+	if _, err := Load(path); err != nil {
+		t.Fatalf("root's 0644 file: %v", err)
 	}
 }
 

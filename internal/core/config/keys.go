@@ -88,7 +88,7 @@ var Defs = [...]Def{
 	{RemoteOdoo, "REMOTEODOO", "odoo", KindUser, "User on production that the standby logs in as over ssh."},
 	{SummaryFile, "SUMMARYFILE", "/var/log/odoo/ot-redundancy-sync-timestamps.log", KindPath, "Summary log: one line per successful command, \"YYYY-MM-DD HH:MM:SS :  <command>\"."},
 	{RunLog, "RUN_LOG", "/var/log/odoo/ot-redundancy-runs.log", KindPath, "Every run, failed or not, as one JSON object per line."},
-	{LockFile, "LOCK_FILE", "/run/lock/ot-redundancy.lock", KindPath, "Lock shared by every sync and by promotion."},
+	{LockFile, "LOCK_FILE", "/run/ot-redundancy/lock", KindPath, "Lock shared by every sync and by promotion (mode 0600, in a directory only root writes)."},
 	{LockWait, "LOCK_WAIT", "300", KindInt, "Seconds a run waits for another run's lock before giving up."},
 	{SSHPort, "SSH_PORT", "22", KindPort, "Production's ssh port."},
 	{SSHIdentity, "SSH_IDENTITY", "/root/.ssh/id_ed25519", KindPath, "Private key used to log in to production."},
@@ -125,7 +125,7 @@ var Defs = [...]Def{
 	{PromoteTimeout, "PROMOTE_TIMEOUT", "60", KindInt, "Seconds to wait for PostgreSQL to leave recovery."},
 	{ProdPGPort, "PROD_PG_PORT", "5432", KindPort, "Production's PostgreSQL port, probed to tell whether production still runs."},
 	{FenceCommand, "FENCE_COMMAND", "", KindCommand, "Command run before promotion to power production off; failure aborts unless --force."},
-	{ReportDir, "REPORT_DIR", "/var/log/odoo", KindPath, "Where ot-disable-standby-mode writes its recovery report."},
+	{ReportDir, "REPORT_DIR", "/var/log/ot-redundancy", KindPath, "Where ot-disable-standby-mode writes its recovery report (created root-only, mode 0700)."},
 }
 
 // Name is the key as the file spells it.

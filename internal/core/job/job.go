@@ -20,6 +20,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/lock"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/rsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/ssh"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
@@ -68,6 +69,9 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 	target, err := Target(cfg)
 	if err != nil {
 		return err
+	}
+	if err := rsync.CheckLocal(j.Ctx, j.Runner); err != nil {
+		return &cli.Error{Code: cli.ExitRefused, Msg: err.Error(), Err: err}
 	}
 	if !j.G.DryRun {
 		l, err := lock.Acquire(j.Ctx, cfg.Get(config.LockFile), time.Duration(cfg.Int(config.LockWait))*time.Second)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/atomicfile"
 )
 
 // HeldError says another process holds the lock.
@@ -46,13 +48,27 @@ type Lock struct {
 func (l *Lock) Waited() bool { return l.waited }
 
 // Acquire takes the lock at path, waiting up to wait for a holder to finish.
+//
+// Nobody else may hold, replace or redirect it: its directory must belong
+// to us and be writable by nobody else (a 1777 directory such as /run/lock
+// would let any user plant a symlink or hold the lock and block every sync
+// and the failover), the file is opened without following a symlink, and it
+// is mode 0600, so no other user can open it to flock it.
 func Acquire(ctx context.Context, path string, wait time.Duration) (*Lock, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	if err := privateDir(dir); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
 	// O_CLOEXEC is Go's default: tools we start never inherit the lock.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := atomicfile.OpenOwn(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := f.Chmod(0o600); err != nil { // a lock file left by an older version
+		f.Close()
 		return nil, err
 	}
 	deadline := time.Now().Add(wait)
@@ -83,9 +99,25 @@ func Acquire(ctx context.Context, path string, wait time.Duration) (*Lock, error
 	return &Lock{f: f, waited: waited}, nil
 }
 
+// privateDir refuses a directory that another user owns or may write in.
+func privateDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if int(st.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("directory %s (uid %d, mode %04o) is not private: other users could hold or replace the lock; set LOCK_FILE to a file in a directory only root writes, such as /run/ot-redundancy", dir, st.Uid, fi.Mode().Perm())
+	}
+	return nil
+}
+
 // Holder describes who holds the lock at path, or returns nil when nobody does.
 func Holder(path string) *HeldError {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil
 	}
@@ -95,8 +127,9 @@ func Holder(path string) *HeldError {
 		return nil
 	}
 	e := &HeldError{Path: path}
-	data, _ := os.ReadFile(path)
-	e.PID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+	data := make([]byte, 32)
+	n, _ := f.ReadAt(data, 0)
+	e.PID, _ = strconv.Atoi(strings.TrimSpace(string(data[:n])))
 	if e.PID > 0 {
 		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", e.PID)); err == nil {
 			e.Cmd = strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))

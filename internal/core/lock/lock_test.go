@@ -80,3 +80,35 @@ func TestCrashedHolderLeavesNoLock(t *testing.T) {
 	}
 	l.Release()
 }
+
+// No other user can hold or redirect the lock: a directory others may
+// write in is refused, a symlink at the path is never followed, and the
+// file is mode 0600 (nobody else can open it to flock it).
+func TestLockIsPrivate(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "shared")
+	os.Mkdir(shared, 0o755)
+	os.Chmod(shared, 0o1777)
+	if _, err := Acquire(context.Background(), filepath.Join(shared, "lock"), 0); err == nil || !strings.Contains(err.Error(), "is not private") {
+		t.Fatalf("a 1777 directory: %v", err)
+	}
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("keep me\n"), 0o644)
+	os.Symlink(victim, filepath.Join(dir, "link"))
+	if _, err := Acquire(context.Background(), filepath.Join(dir, "link"), 0); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("a symlink: %v", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep me\n" {
+		t.Fatalf("the symlink's target was written: %q", b)
+	}
+	path := filepath.Join(dir, "lock")
+	os.WriteFile(path, nil, 0o644) // left by an older version
+	l, err := Acquire(context.Background(), path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock mode %04o, want 0600", fi.Mode().Perm())
+	}
+}

@@ -1,6 +1,7 @@
 package rsync
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -115,5 +116,24 @@ cL+++++++++ a-odoo/link
 	}
 	if c.String() != "2 added, 1 changed, 1 deleted" {
 		t.Fatal(c.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for out, want := range map[string]string{
+		"rsync  version 3.2.7  protocol version 31\nCopyright (C) 1996-2022\n": "3.2.7",
+		"rsync  version v3.4.1  protocol version 32\n":                         "3.4.1",
+	} {
+		v, err := Version([]byte(out))
+		if err != nil || v.String() != want {
+			t.Errorf("%q: %v, %v; want %s", out, v, err, want)
+		}
+	}
+	if _, err := Version([]byte("openrsync: protocol version 29\n")); err == nil {
+		t.Error("read a version where there is none")
+	}
+	// This machine's rsync is what the suite runs: it must pass.
+	if err := CheckLocal(context.Background(), &run.Runner{}); err != nil {
+		t.Fatal(err)
 	}
 }

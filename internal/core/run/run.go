@@ -72,7 +72,7 @@ const DefaultTimeout = 10 * time.Minute
 // hostile or broken production must not make the standby's memory grow
 // without bound (the OOM killer might pick the standby's PostgreSQL).
 // Output that grows with the data is streamed instead (StreamOnly).
-const MaxOutput = 64 << 20
+const MaxOutput = 16 << 20
 
 // ErrOutputLimit is wrapped by the error of a command whose output passed
 // its limit; the command was stopped.
@@ -241,9 +241,9 @@ func (r *Runner) Exec(ctx context.Context, s Step) ([]byte, error) {
 		err = fmt.Errorf("%w: more than %d MiB of output, stopped", ErrOutputLimit, limit>>20)
 	}
 	if err == nil {
-		return stdout.buf.Bytes(), nil
+		return stdout.bytes(), nil
 	}
-	return stdout.buf.Bytes(), r.failure(ctx, s, tail.String(), err)
+	return stdout.bytes(), r.failure(ctx, s, tail.String(), err)
 }
 
 // command prepares s's process: its own group, so the whole tree can be
@@ -306,27 +306,34 @@ func (r *Runner) failure(ctx context.Context, s Step, stderr string, err error) 
 }
 
 // capped keeps up to max bytes; past that it calls over once (which stops
-// the command) and drops the rest.
+// the command) and drops what it kept. It keeps the pieces as they come and
+// joins them once at the end: a growing buffer would hold about twice the
+// output while it grows.
 type capped struct {
-	buf  bytes.Buffer
-	max  int
-	over func()
-	hit  bool
+	parts [][]byte
+	n     int
+	max   int
+	over  func()
+	hit   bool
 }
 
 func (c *capped) Write(p []byte) (int, error) {
 	if c.hit {
 		return len(p), nil
 	}
-	if c.buf.Len()+len(p) > c.max {
-		c.hit = true
+	if c.n+len(p) > c.max {
+		c.hit, c.parts = true, nil
 		c.over()
 		return len(p), nil
 	}
-	return c.buf.Write(p)
+	c.parts = append(c.parts, bytes.Clone(p))
+	c.n += len(p)
+	return len(p), nil
 }
 
 func (c *capped) exceeded() bool { return c.hit }
+
+func (c *capped) bytes() []byte { return bytes.Join(c.parts, nil) }
 
 // Cause is the line of a failed command's stderr that says why: the last
 // one that is not blank and holds none of noise (the generic lines a tool

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/atomicfile"
 )
 
 // Layout is the original's timestamp format (date '+%Y-%m-%d %H:%M:%S').
@@ -33,20 +35,13 @@ func Append(path string, t time.Time, commands ...string) error {
 	return appendFile(path, []byte(b.String()), 0o644)
 }
 
+// appendFile appends in one write, never through a symlink, to a regular
+// file of our own (atomicfile.Append): /var/log/odoo belongs to odoo.
 func appendFile(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, mode)
-	if err != nil {
-		return err
-	}
-	// One write on an O_APPEND file: concurrent writers never interleave lines.
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return atomicfile.Append(path, data, mode)
 }
 
 // Last reads the summary file and returns each command's last success.

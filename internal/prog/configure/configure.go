@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -347,11 +348,27 @@ func authorize(env *cli.Env, cfg *config.Config, id string) error {
 	}
 	key := strings.TrimSpace(string(pub))
 	user := cfg.Get(config.RemoteOdoo)
-	inner := "umask 077 && mkdir -p ~/.ssh && echo " + shellquote.Join(key) + " >> ~/.ssh/authorized_keys"
+	line := restrict(cfg.Get(config.SyncSrc), cfg.Int(config.SSHPort)) + key
+	inner := "umask 077 && mkdir -p ~/.ssh && echo " + shellquote.Join(line) + " >> ~/.ssh/authorized_keys"
 	env.Printf("\nThe standby logs in with this public key (%s.pub):\n  %s\n", id, key)
 	env.Printf("Unless done already, authorise it for %s: on production, run\n  %s\n\n", user,
 		shellquote.Join("sudo", "-u", user, "-H", "sh", "-c", inner))
 	return nil
+}
+
+// restrict is the options part of the authorized_keys line: the standby
+// needs no terminal, no forwarding and no agent, only commands and rsync
+// ("restrict"), and only from its own address ("from"), so that a stolen
+// copy of its key opens no shell from elsewhere. The address is the one
+// this machine reaches production from (a UDP "connection" sends nothing).
+func restrict(host string, port int) string {
+	c, err := net.Dial("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return "restrict "
+	}
+	defer c.Close()
+	ip := c.LocalAddr().(*net.UDPAddr).IP
+	return `restrict,from="` + ip.String() + `" `
 }
 
 // trustHostKey fetches production's host key and trusts it into the suite's

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/kballard/go-shellquote"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
@@ -292,12 +293,16 @@ func TestNonInteractive(t *testing.T) {
 		}
 	}
 	pub, _ := os.ReadFile(key + ".pub")
-	if !strings.Contains(cmdline, strings.Fields(string(pub))[1]) {
-		t.Fatalf("printed command %q lacks the key", cmdline)
+	line := authorizedLine(t, cmdline)
+	// Restricted (no pty, forwarding or agent) and bound to the standby's
+	// address: a stolen key opens no shell elsewhere. The lab's sshd reads
+	// its own authorized_keys file: the line goes there as printed.
+	if !strings.HasPrefix(line, `restrict,from="127.0.0.1" `) || !strings.HasSuffix(line, strings.TrimSpace(string(pub))) {
+		t.Fatalf("printed authorized_keys line %q", line)
 	}
 	authorised := filepath.Join(p.Dir, "authorized_keys")
 	f, _ := os.OpenFile(authorised, os.O_APPEND|os.O_WRONLY, 0)
-	f.Write(pub)
+	f.WriteString(line + "\n")
 	f.Close()
 	code, out = run("-y", "--enable")
 	if code != 0 || !strings.Contains(out, "sync is on") {
@@ -322,4 +327,25 @@ func TestCreatesMissingConfigAndValidatesFlags(t *testing.T) {
 	if err != nil || string(data) != config.Template() {
 		t.Fatalf("created file differs from the template (%v)", err)
 	}
+}
+
+// authorizedLine is the line the printed command appends to
+// authorized_keys: the word after "echo" in the shell command it runs.
+func authorizedLine(t *testing.T, cmdline string) string {
+	t.Helper()
+	argv, err := shellquote.Split(cmdline)
+	if err != nil || len(argv) != 7 || argv[5] != "-c" {
+		t.Fatalf("printed command %q: %v", cmdline, err)
+	}
+	words, err := shellquote.Split(argv[6])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range words {
+		if w == "echo" && i+1 < len(words) {
+			return words[i+1]
+		}
+	}
+	t.Fatalf("no echo in %q", argv[6])
+	return ""
 }

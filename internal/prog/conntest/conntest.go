@@ -14,6 +14,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/rsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/ssh"
 )
@@ -133,10 +134,15 @@ func Checks(ctx context.Context, cfg *config.Config, report func(Check)) []Check
 	add(Check{"ssh", Pass, fmt.Sprintf("logged in as %s with %s; host key verified against %s", target.User, who, target.KnownHosts), true})
 
 	out, err := remote(ctx, master, "rsync", "--version")
-	if err != nil {
+	switch {
+	case err != nil:
 		add(Check{"rsync", Fail, "rsync does not run on production: " + err.Error() + "; install rsync there", true})
-	} else {
-		add(Check{"rsync", Pass, "production has " + cli.Printable(firstLine(out)), true})
+	default:
+		if lerr := rsync.CheckLocal(ctx, &run.Runner{}); lerr != nil {
+			add(Check{"rsync", Fail, lerr.Error(), true})
+			break
+		}
+		add(Check{"rsync", Pass, "production has " + cli.Printable(firstLine(out)) + "; this standby's rsync is " + rsync.MinVersion + " or later", true})
 	}
 
 	fs := cfg.Get(config.Filestore)

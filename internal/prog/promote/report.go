@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ot-redundancy/ot-redundancy/internal/core/atomicfile"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 )
@@ -44,15 +45,22 @@ func (r *report) write(env *cli.Env) (string, error) {
 	}
 	r.host, _ = os.Hostname()
 	r.addrs = addresses()
+	// The report names the data lost: it belongs in a directory only root
+	// writes, in a file created new, never through a symlink.
 	dir := r.cfg.Get(config.ReportDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, prog+"-"+r.start.Format("20060102-150405")+".txt")
-	if err := os.WriteFile(path, []byte(r.text()), 0o640); err != nil {
+	out, err := atomicfile.OpenOwn(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
 		return "", err
 	}
-	return path, nil
+	_, err = out.WriteString(r.text())
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return path, err
 }
 
 func parseEpoch(s string) time.Time {
