@@ -10,6 +10,12 @@
 // matters: it prints the plan, shell-quoted so it can be pasted, or runs it.
 // restic's prune is the model: a plan is computed, then executed, and a dry
 // run is a property of the execution, not of the program.
+//
+// Every process the suite starts goes through here. bitfield/script, part
+// of the requested stack, serves local read-only text work (the summary
+// file, sha256sum listings, log assertions in tests) and nothing more: its
+// Exec and Shell would start processes without our argv discipline,
+// process groups, deadlines or output caps, so they are never used.
 package run
 
 import (

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/bitfield/script"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/atomicfile"
 )
 
@@ -44,24 +46,23 @@ func appendFile(path string, data []byte, mode os.FileMode) error {
 	return atomicfile.Append(path, data, mode)
 }
 
+// lineRE is a summary line: the original's timestamp, " :  ", a command.
+var lineRE = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d :  \S`)
+
 // Last reads the summary file and returns each command's last success.
-// A missing file is an empty result; unparsable lines are skipped.
+// A missing file is an empty result; lines in another form (an operator's
+// note, a line cut by a full disk) are skipped.
 func Last(path string) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
 		return out, nil
 	}
+	lines, err := script.File(path).MatchRegexp(lineRE).Slice()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		stamp, cmd, ok := strings.Cut(sc.Text(), " :  ")
-		if !ok {
-			continue
-		}
+	for _, line := range lines {
+		stamp, cmd, _ := strings.Cut(line, " :  ")
 		t, err := time.ParseInLocation(Layout, stamp, time.Local)
 		if err != nil {
 			continue
@@ -71,7 +72,7 @@ func Last(path string) (map[string]time.Time, error) {
 			out[cmd] = t
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // Record is one run in the run log.

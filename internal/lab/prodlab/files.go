@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/bitfield/script"
 )
 
 // Mkdir creates dir and its parents (0755) and returns it.
@@ -48,4 +50,15 @@ func ReadFile(t testing.TB, path string) string {
 func Exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
+}
+
+// Logins counts the ssh logins production's sshd accepted so far, from its
+// log: how many connections a run opened.
+func (p *Prod) Logins(t testing.TB) int {
+	t.Helper()
+	n, err := script.File(filepath.Join(p.Dir, "sshd.log")).Match("Accepted publickey for " + p.User).CountLines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

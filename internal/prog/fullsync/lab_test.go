@@ -144,16 +144,6 @@ func (l *lab) stamps(t testing.TB) map[string]bool {
 	return m
 }
 
-// logins counts the ssh logins production's sshd accepted so far.
-func (l *lab) logins(t testing.TB) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(l.prod.Dir, "sshd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Count(string(b), "Accepted publickey for odoo")
-}
-
 func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 
 func TestFullSyncOverOneConnection(t *testing.T) {
@@ -173,12 +163,12 @@ func TestFullSyncOverOneConnection(t *testing.T) {
 		t.Fatal("the dry run changed something")
 	}
 
-	before := l.logins(t)
+	before := l.prod.Logins(t)
 	code, out, _ = l.sync(t, false, l.opts)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if n := l.logins(t) - before; n != 1 {
+	if n := l.prod.Logins(t) - before; n != 1 {
 		t.Errorf("%d ssh logins, want 1", n)
 	}
 	for _, s := range StepNames() {

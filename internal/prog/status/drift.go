@@ -3,11 +3,13 @@ package status
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/bitfield/script"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
@@ -153,6 +155,9 @@ func projectDrift(j *job.Job) DriftKind {
 	return k
 }
 
+// sumLine is a line of sha256sum's output: the checksum, two spaces, a name.
+var sumLine = regexp.MustCompile(`^[0-9a-f]{64}  .`)
+
 // configDrift compares checksums of the files ot-conf-sync copies.
 func configDrift(j *job.Job) DriftKind {
 	k := DriftKind{Kind: "config"}
@@ -164,11 +169,10 @@ func configDrift(j *job.Job) DriftKind {
 			return nil, err
 		}
 		m := map[string]string{}
-		for _, l := range strings.Split(string(out), "\n") {
-			sum, file, ok := strings.Cut(l, "  ")
-			if ok && len(sum) == 64 {
-				m[file] = sum
-			}
+		lines, _ := script.Echo(string(out)).MatchRegexp(sumLine).Slice()
+		for _, l := range lines {
+			sum, file, _ := strings.Cut(l, "  ")
+			m[file] = sum
 		}
 		return m, nil
 	}
