@@ -40,7 +40,8 @@ type Job struct {
 	Runner *run.Runner
 	Start  time.Time
 
-	skipped string // why a --cron run stepped aside, for the run log
+	skipped string    // why a --cron run stepped aside, for the run log
+	mark    time.Time // when the last phase ended
 }
 
 // Sync runs body as the sync called name.
@@ -60,9 +61,11 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 		return err
 	}
 	j.Cfg = cfg
+	j.phase("config")
 	if err := Guard(j.Ctx, cfg, flags.Cron, j.G.DryRun); err != nil {
 		return err
 	}
+	j.phase("guard")
 	if !cfg.SyncOn() && j.G.DryRun {
 		j.Log.Warn().Msg("sync is off (SYNCMODE): this preview shows what a sync would do once enabled")
 	}
@@ -70,9 +73,18 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 	if err != nil {
 		return err
 	}
+	token, err := localToken()
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", tokenPath, err)
+	}
+	// The ssh master's key exchange is the longest fixed cost of a run: it
+	// goes on while the local checks and the lock are done.
+	dial := j.dial(target)
+	defer dial.close()
 	if err := rsync.CheckLocal(j.Ctx, j.Runner); err != nil {
 		return &cli.Error{Code: cli.ExitRefused, Msg: err.Error(), Err: err}
 	}
+	j.phase("rsync version")
 	if !j.G.DryRun {
 		l, err := lock.Acquire(j.Ctx, cfg.Get(config.LockFile), time.Duration(cfg.Int(config.LockWait))*time.Second)
 		var held *lock.HeldError
@@ -95,23 +107,74 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 			}
 		}
 	}
-	conn, err := Dial(j.Ctx, j.Runner, target)
+	j.phase("lock")
+	conn, err := dial.wait()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	j.phase("ssh (waited for)")
 	j.SSH = conn
+	// Is SYNCSRC this very machine? Production answers inside the first
+	// command the run makes anyway: no round trip of its own.
+	conn.Prelude = selfCheck(token)
 	// The plan shows commands an operator can paste: plain ssh, not the
 	// run's private master socket.
 	j.Runner.Shown = conn.Plain
 	defer func() { j.Runner.Shown = nil }()
-	if err := j.refuseSelf(); err != nil {
-		return err
-	}
 	if err := body(j); err != nil {
+		if isSelf(err) {
+			return j.selfError()
+		}
 		return err
 	}
+	j.phase("sync")
+	defer j.phase("summary")
 	return j.Stamp(j.Name)
+}
+
+// phase logs (at debug level, -v) how long the part of the run that just
+// ended took: the fixed cost around the sync, step by step.
+func (j *Job) phase(name string) {
+	now := time.Now()
+	if j.mark.IsZero() {
+		j.mark = j.Start
+	}
+	j.Log.Debug().Str("phase", name).Dur("took", now.Sub(j.mark)).Msg("run")
+	j.mark = now
+}
+
+// dialing is the ssh master connection being opened aside.
+type dialing struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	conn   *ssh.Conn
+	err    error
+}
+
+// dial opens the connection to production in the background.
+func (j *Job) dial(t ssh.Target) *dialing {
+	ctx, cancel := context.WithCancel(j.Ctx)
+	d := &dialing{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		d.conn, d.err = Dial(ctx, j.Runner, t)
+	}()
+	return d
+}
+
+// wait returns the connection once it is open.
+func (d *dialing) wait() (*ssh.Conn, error) {
+	<-d.done
+	return d.conn, d.err
+}
+
+// close ends the connection, opened or still opening.
+func (d *dialing) close() {
+	d.cancel()
+	<-d.done
+	if d.conn != nil {
+		d.conn.Close()
+	}
 }
 
 // reloadGuard re-reads the configuration after the lock is ours.
@@ -207,6 +270,7 @@ func PG(c *config.Config) pg.Options {
 		Host:    c.Get(config.PGHost),
 		Port:    c.Int(config.PGPort),
 		OSUser:  c.Get(config.PGOSUser),
+		Cache:   "/run/ot-redundancy/pg-cluster.json",
 	}
 }
 
@@ -259,6 +323,9 @@ func (j *Job) Backup() string {
 // Remote runs a read-only command on production and returns its stdout.
 func (j *Job) Remote(ctx context.Context, argv ...string) ([]byte, error) {
 	out, err := j.Runner.Query(ctx, j.SSH.Command(argv...)...)
+	if isSelf(err) {
+		return out, j.selfError()
+	}
 	if err != nil && run.ExitCode(err) == 255 {
 		msg, hint := ssh.Explain(j.SSH.Target, err)
 		return out, &cli.Error{Code: cli.ExitFailure, Msg: msg, Hint: hint, Err: err}
@@ -267,12 +334,16 @@ func (j *Job) Remote(ctx context.Context, argv ...string) ([]byte, error) {
 }
 
 // tokenPath holds a random token that names this boot of this machine. If
-// production shows the same token, SYNCSRC points at ourselves.
+// production shows the same token, SYNCSRC points at ourselves. Comparing
+// names or addresses would not do: clones share both, and loopback hosts
+// are local.
 const tokenPath = "/run/ot-redundancy/machine-token"
 
 func localToken() (string, error) {
-	if data, err := os.ReadFile(tokenPath); err == nil && len(strings.TrimSpace(string(data))) == 32 {
-		return strings.TrimSpace(string(data)), nil
+	if data, err := os.ReadFile(tokenPath); err == nil {
+		if tok := strings.TrimSpace(string(data)); len(tok) == 32 && strings.Trim(tok, "0123456789abcdef") == "" {
+			return tok, nil
+		}
 	}
 	b := make([]byte, 16)
 	rand.Read(b)
@@ -283,20 +354,21 @@ func localToken() (string, error) {
 	return tok, atomicfile.Write(tokenPath, []byte(tok+"\n"), 0o644)
 }
 
-func (j *Job) refuseSelf() error {
-	tok, err := localToken()
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", tokenPath, err)
-	}
-	out, err := j.Remote(j.Ctx, "cat", tokenPath)
-	if err != nil && run.ExitCode(err) != 1 {
-		var ce *cli.Error
-		if errors.As(err, &ce) {
-			return err
-		}
-	}
-	if strings.TrimSpace(string(out)) == tok {
-		return cli.Fail(cli.ExitRefused, fmt.Sprintf("SYNCSRC %s is this very machine", j.SSH.Host), "set SYNCSRC to the production server with ot-configure")
-	}
-	return nil
+// selfMark is what production prints when it shows our own token.
+const selfMark = "ot-redundancy: SYNCSRC is this machine"
+
+// selfCheck is the shell line production runs before each command: exit 98
+// when its token is ours. A shell builtin reads the token: no process.
+func selfCheck(token string) string {
+	return "read t 2>/dev/null <" + tokenPath + "; test \"$t\" != " + token + " || { echo '" + selfMark + "' >&2; exit 98; }; "
+}
+
+// isSelf reports whether a failure is production refusing to be ourselves
+// (rsync passes the remote's stderr on, with its own exit status).
+func isSelf(err error) bool {
+	return strings.Contains(run.Stderr(err), selfMark)
+}
+
+func (j *Job) selfError() error {
+	return cli.Fail(cli.ExitRefused, fmt.Sprintf("SYNCSRC %s is this very machine", j.SSH.Host), "set SYNCSRC to the production server with ot-configure")
 }

@@ -81,10 +81,15 @@ func (t Target) command(controlPath string, remote []string) []string {
 // Conn is one run's multiplexed connection to production.
 type Conn struct {
 	Target
-	r      *run.Runner
-	dir    string
-	sock   string
-	master *run.Proc
+	// Prelude, when set, is a POSIX shell line that production runs before
+	// every command of this connection (Command, RsyncPath): a check that
+	// costs no round trip of its own (job's check that SYNCSRC is not this
+	// very machine).
+	Prelude string
+	r       *run.Runner
+	dir     string
+	sock    string
+	master  *run.Proc
 }
 
 // Dial opens the master connection through r, bounded by the connect
@@ -152,8 +157,16 @@ func (c *Conn) ready() error {
 // Command returns the ssh argv that runs remote on production through the
 // master connection.
 func (c *Conn) Command(remote ...string) []string {
-	return c.command(c.sock, remote)
+	argv := c.command(c.sock, remote)
+	if c.Prelude != "" && len(remote) > 0 {
+		argv[len(argv)-1] = c.Prelude + "exec " + argv[len(argv)-1]
+	}
+	return argv
 }
+
+// RsyncPath is the value for rsync's --rsync-path that runs tail (a POSIX
+// shell line ending in "exec rsync") after the Prelude.
+func (c *Conn) RsyncPath(tail string) string { return c.Prelude + tail }
 
 // RsyncShell is the value for rsync's -e: the same options and master.
 // rsync splits it on spaces and honours single quotes, which is what
@@ -172,12 +185,17 @@ func (c *Conn) Spec(path string) string {
 }
 
 // Plain rewrites an argv that uses the master connection into the one an
-// operator can run: the same options without the run's private socket.
+// operator can run: the same options without the run's private socket and
+// without the Prelude.
 // Runner.Shown uses it to print a plan.
 func (c *Conn) Plain(argv []string) []string {
 	out := make([]string, len(argv))
 	for i, a := range argv {
-		out[i] = strings.ReplaceAll(a, "ControlPath="+c.sock, "ControlPath=none")
+		a = strings.ReplaceAll(a, "ControlPath="+c.sock, "ControlPath=none")
+		if c.Prelude != "" {
+			a = strings.ReplaceAll(a, c.Prelude, "")
+		}
+		out[i] = a
 	}
 	return out
 }

@@ -161,7 +161,7 @@ func (s *syncer) fetch(st *staged) error {
 	if err := os.MkdirAll(filepath.Dir(st.copy), 0o700); err != nil {
 		return err
 	}
-	argv := []string{"rsync", "-rlpt", "--no-devices", "--no-specials", "--timeout=300", "-e", j.SSH.RsyncShell()}
+	argv := []string{"rsync", "-rlpt", "--no-devices", "--no-specials", "--timeout=300", "-e", j.SSH.RsyncShell(), "--rsync-path=" + j.SSH.RsyncPath("exec rsync")}
 	argv = append(argv, s.filters(st.tree)...)
 	src, dst := st.path, st.copy
 	if st.dir {

@@ -187,7 +187,7 @@ func (s *syncer) refused(err error) error {
 func (s *syncer) argv(extra ...string) []string {
 	a := []string{"rsync", "-a"}
 	a = append(a, rsync.Safe(ioTimeout)...)
-	a = append(a, "--chown="+s.owner, "--rsync-path="+guard(s.root))
+	a = append(a, "--chown="+s.owner, "--rsync-path="+s.j.SSH.RsyncPath(guard(s.root)))
 	a = append(a, extra...)
 	return append(a, "-e", s.j.SSH.RsyncShell(), "--", s.j.SSH.Spec(s.root+"/"), s.root+"/")
 }
