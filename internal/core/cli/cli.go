@@ -162,10 +162,16 @@ func Main(prog, description string, args []string, cmd Command) int {
 	return MainWith(prog, description, ExitStatusText(), args, cmd)
 }
 
-// MainWith is Main with a program's own EXIT STATUS text.
-func MainWith(prog, description, exitText string, args []string, cmd Command) int {
+// UsageReporter is a Command that reports a bad command line its own way
+// (ot-status: UNKNOWN, as monitoring plugins do) and returns the exit code.
+type UsageReporter interface {
+	UsageError(stdout, stderr io.Writer, prog string, err error) int
+}
+
+// MainWith is Main with a program's own EXIT STATUS text and parser options.
+func MainWith(prog, description, exitText string, args []string, cmd Command, opts ...kong.Option) int {
 	stdout, stderr := io.Writer(os.Stdout), io.Writer(os.Stderr)
-	parser, err := kong.New(cmd,
+	parser, err := kong.New(cmd, append([]kong.Option{
 		kong.Name(prog),
 		kong.Description(description),
 		kong.Writers(stdout, stderr),
@@ -178,12 +184,15 @@ func MainWith(prog, description, exitText string, args []string, cmd Command) in
 			fmt.Fprintf(ctx.Stdout, "\n%s", exitText)
 			return nil
 		}),
-	)
+	}, opts...)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
 		return ExitFailure
 	}
 	if _, err := parser.Parse(args); err != nil {
+		if u, ok := cmd.(UsageReporter); ok {
+			return u.UsageError(stdout, stderr, prog, err)
+		}
 		fmt.Fprintf(stderr, "%s: error: %v; see %s --help\n", prog, err, prog)
 		return ExitUsage
 	}

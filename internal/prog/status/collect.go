@@ -34,6 +34,9 @@ type Report struct {
 	Drift         *Drift     `json:"drift,omitempty"`
 	Checks        []Check    `json:"checks"`
 	FilestoreAge  string     `json:"-"`
+	// filestoreAge is the filestore's age in seconds for performance data
+	// (-1: never synced).
+	filestoreAge float64
 }
 
 // SyncInfo is a command's last success, from the summary file.
@@ -196,8 +199,10 @@ func (c *CLI) syncs(cfg *config.Config, r *Report, standby bool) {
 	}
 	judge("filestore-sync", fs, "hourly", c.FilestoreLate, c.FilestoreCrit, "ot-attachments-sync")
 	judge("full-sync", full, "monthly", c.FullLate, c.FullCrit, "ot-sync-from-source")
+	r.filestoreAge = -1
 	if !fs.IsZero() {
 		r.FilestoreAge = age(r.Time.Sub(fs))
+		r.filestoreAge = r.Time.Sub(fs).Seconds()
 	}
 }
 

@@ -7,9 +7,12 @@ package status
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 )
@@ -68,13 +71,23 @@ const ExitText = `EXIT STATUS (monitoring-plugin convention; the first line is "
   0    OK: this standby is ready to take over
   1    WARNING: something needs attention (a late sync, sync off, missing attachments, drift, promoted)
   2    CRITICAL: a failover now would lose data or fail (sync far too late, PostgreSQL down or out
-       of recovery while not promoted, corrupt files); also a bad command line
-  3    UNKNOWN: the state cannot be read (configuration missing or invalid, PostgreSQL unreadable)
+       of recovery while not promoted, corrupt files)
+  3    UNKNOWN: the state cannot be read (configuration missing or invalid, PostgreSQL unreadable),
+       or a bad command line
 `
 
-// Main is the program.
+// Main is the program. It changes nothing, so it has no --dry-run.
 func Main(args []string) int {
-	return cli.MainWith("ot-status", "Say whether this standby is ready to take over: role, sync, last syncs against their schedule, PostgreSQL replication, cron, a run in progress, and attachments a failover would lose. Changes nothing. Usable as a Nagios/Icinga check.", ExitText, args, &CLI{})
+	return cli.MainWith("ot-status", "Say whether this standby is ready to take over: role, sync, last syncs against their schedule, PostgreSQL replication, cron, a run in progress, and attachments a failover would lose. Changes nothing. Usable as a Nagios/Icinga check.", ExitText, args, &CLI{},
+		kong.IgnoreFields(`^CLI\.DryRun$`))
+}
+
+// UsageError follows the monitoring-plugin guidelines: a bad command line
+// is UNKNOWN (3), said on the status line a monitoring system shows.
+func (c *CLI) UsageError(stdout, stderr io.Writer, prog string, err error) int {
+	fmt.Fprintf(stdout, "STATUS: UNKNOWN: %s; see %s --help\n", cli.Printable(err.Error()), prog)
+	fmt.Fprintf(stderr, "%s: error: %v; see %s --help\n", prog, err, prog)
+	return int(Unknown)
 }
 
 func (c *CLI) skip(name string) bool {
@@ -92,7 +105,7 @@ func (c *CLI) Run(env *cli.Env) error {
 		switch s {
 		case "postgres", "attachments", "cron":
 		default:
-			return cli.Fail(cli.ExitUsage, fmt.Sprintf("--skip %q: not a check", s), "use postgres, attachments or cron")
+			return cli.Silent{Code: c.UsageError(env.Stdout, env.Stderr, env.Prog, fmt.Errorf("--skip %q: not a check; use postgres, attachments or cron", s))}
 		}
 	}
 	r := &Report{Time: time.Now(), Config: env.G.Config}
@@ -158,8 +171,13 @@ func (r *Report) finish() {
 }
 
 func (c *CLI) print(env *cli.Env, r *Report) {
-	// The first line is what a monitoring system shows: always printed.
-	fmt.Fprintf(env.Stdout, "STATUS: %s: %s\n", r.Status, cli.Printable(r.Summary))
+	// The first line is what a monitoring system shows: always printed,
+	// with performance data after "|" (monitoring-plugin guidelines).
+	line := fmt.Sprintf("STATUS: %s: %s", r.Status, cli.Printable(r.Summary))
+	if perf := c.perfdata(r); perf != "" {
+		line += " |" + perf
+	}
+	fmt.Fprintln(env.Stdout, line)
 	if env.G.Quiet {
 		return
 	}
@@ -196,6 +214,27 @@ func (c *CLI) print(env *cli.Env, r *Report) {
 			list("differs", k.Differ)
 		}
 	}
+}
+
+// perfdata is the status line's performance data: label=value[unit];warn;crit,
+// the thresholds the checks judge by.
+func (c *CLI) perfdata(r *Report) string {
+	var b strings.Builder
+	secs := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
+	if r.Postgres != nil {
+		fmt.Fprintf(&b, " lag=%ss;%s;%s", strconv.FormatFloat(r.Postgres.ReplayLagSeconds, 'f', 1, 64), secs(c.LagWarn), secs(c.LagCrit))
+	}
+	if r.filestoreAge >= 0 && r.FilestoreAge != "" {
+		fmt.Fprintf(&b, " filestore_age=%.0fs;%s;%s", r.filestoreAge, secs(c.FilestoreLate), secs(c.FilestoreCrit))
+	}
+	if len(r.Databases) > 0 {
+		missing := 0
+		for _, db := range r.Databases {
+			missing += db.Missing
+		}
+		fmt.Fprintf(&b, " missing_attachments=%d;;0", missing)
+	}
+	return b.String()
 }
 
 // age renders a duration for people: 45s, 12m, 3h05m, 4d06h.
