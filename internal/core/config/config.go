@@ -237,11 +237,16 @@ func trunc(s string) string {
 }
 
 // Get returns a key's value, or its default when the file does not set it.
+// REMOTE_PIP left empty is PIP: both machines have the same layout.
 func (c *Config) Get(k Key) string {
-	if v, ok := c.values[k]; ok {
-		return v
+	v, ok := c.values[k]
+	if !ok {
+		v = k.Default()
 	}
-	return k.Default()
+	if k == RemotePip && v == "" {
+		return c.Get(Pip)
+	}
+	return v
 }
 
 // IsSet reports whether the file sets the key.

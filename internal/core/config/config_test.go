@@ -239,3 +239,18 @@ func TestDefsIndexedByKey(t *testing.T) {
 		}
 	}
 }
+
+// REMOTE_PIP left empty is PIP: both machines have the same layout.
+func TestRemotePipFollowsPip(t *testing.T) {
+	c, err := Parse("f", []byte(`PIP="/opt/odoo-venv/bin/pip"`+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Get(RemotePip); got != "/opt/odoo-venv/bin/pip" {
+		t.Fatalf("REMOTE_PIP = %q", got)
+	}
+	c, _ = Parse("f", []byte(`PIP="/opt/odoo-venv/bin/pip"`+"\n"+`REMOTE_PIP="pip3"`+"\n"))
+	if got := c.Get(RemotePip); got != "pip3" {
+		t.Fatalf("REMOTE_PIP set: %q", got)
+	}
+}

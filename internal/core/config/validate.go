@@ -123,6 +123,9 @@ func Validate(key Key, value string) error {
 			return fmt.Errorf("%s: command %q starts with '-'", k.Name, argv[0])
 		}
 	case KindURL:
+		if value == "" && k.Default == "" {
+			return nil
+		}
 		u, err := url.Parse(value)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("%s must be an http:// or https:// URL, not %q", k.Name, value)

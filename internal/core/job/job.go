@@ -280,10 +280,21 @@ func (j *Job) Stamp(name string) error {
 	if j.G.DryRun {
 		return nil
 	}
-	if err := summary.Append(j.Cfg.Get(config.SummaryFile), time.Now(), name); err != nil {
-		return cli.Fail(cli.ExitFailure, "cannot write the summary file: "+err.Error(), "check SUMMARYFILE and its directory")
-	}
-	return nil
+	return StampStep(j.Cfg, name).Do(j.Ctx)
+}
+
+// StampStep appends name's line to the summary file, as the original's
+// `ot-write-summary $0` did after each command that succeeded; an
+// unwritable summary file fails the command, naming the file.
+func StampStep(cfg *config.Config, name string) run.Step {
+	path := cfg.Get(config.SummaryFile)
+	return run.Step{What: "record the success in the summary file " + path, Show: []string{"YYYY-MM-DD HH:MM:SS :  " + name},
+		Do: func(context.Context) error {
+			if err := summary.Append(path, time.Now(), name); err != nil {
+				return cli.Fail(cli.ExitFailure, "cannot write the summary file "+path+": "+err.Error(), "check SUMMARYFILE and its directory")
+			}
+			return nil
+		}}
 }
 
 // record writes the run to the run log (not for dry runs or silent exits).

@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
+	"github.com/rs/zerolog"
 )
 
 // lab starts production with a small filestore and returns a loaded config.
@@ -140,4 +144,32 @@ func TestKeyRefusedNamesLogin(t *testing.T) {
 		}
 	}
 	t.Fatal("no ssh check")
+}
+
+// A passed test is stamped in the summary file, as the original's was; a
+// summary file root cannot write makes it fail, naming the file. A failed
+// test stamps nothing.
+func TestPassStampsSummary(t *testing.T) {
+	p, cfg := lab(t)
+	run := func() clilab.Result {
+		c := &CLI{Globals: cli.Globals{Config: cfg.Path}}
+		return clilab.Run(t, "ot-connection-test", c.Globals, zerolog.InfoLevel, nil, c.Run)
+	}
+	if r := run(); r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+	}
+	last, _ := summary.Last(p.SummaryFile())
+	if _, ok := last["ot-connection-test"]; !ok {
+		t.Fatal("no summary line")
+	}
+	os.Remove(p.SummaryFile())
+	os.Symlink("/etc/hostname", p.SummaryFile()) // not root's own file
+	if r := run(); r.Code != cli.ExitFailure || !strings.Contains(r.Stderr, "cannot write the summary file "+p.SummaryFile()) {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+	}
+	os.Remove(p.SummaryFile())
+	p.Stop()
+	if r := run(); r.Code != cli.ExitFailure || prodlab.Exists(p.SummaryFile()) {
+		t.Fatalf("a failed test: exit %d, summary file %v", r.Code, prodlab.Exists(p.SummaryFile()))
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/odooconf"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
 )
@@ -87,7 +88,7 @@ func inspect(env *cli.Env, cfg *config.Config) (*facts, error) {
 	if st.InRecovery {
 		f.checkProduction(ctx, cfg)
 	}
-	f.odooUp = httpOK(ctx, cfg.Get(config.OdooURL), 2*time.Second) == nil
+	f.odooUp = httpOK(ctx, odooconf.URL(cfg), 2*time.Second) == nil
 	return f, nil
 }
 

@@ -14,7 +14,9 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/lock"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/odooconf"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 )
@@ -83,9 +85,10 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *
 	for _, s := range odooSteps(cfg.Words(config.OdooService), r.systemd, f.odooUp) {
 		r.add(step{Step: s, odoo: true})
 	}
-	r.add(step{Step: run.Step{What: fmt.Sprintf("check that Odoo answers at %s (up to %ss)", cfg.Get(config.OdooURL), cfg.Get(config.OdooTimeout)),
+	r.add(step{Step: run.Step{What: fmt.Sprintf("check that Odoo answers at %s (up to %ss)", odooconf.URL(cfg), cfg.Get(config.OdooTimeout)),
 		Do: func(context.Context) error { return r.checkOdoo() }}, odoo: true})
 	r.add(do("write the recovery report to "+cfg.Get(config.ReportDir), nil, r.writeReport))
+	r.add(step{Step: job.StampStep(cfg, prog)})
 	return r
 }
 
@@ -308,7 +311,7 @@ func (r *promotion) checkWrite() error {
 }
 
 func (r *promotion) checkOdoo() error {
-	url := r.cfg.Get(config.OdooURL)
+	url := odooconf.URL(r.cfg)
 	timeout := time.Duration(r.cfg.Int(config.OdooTimeout)) * time.Second
 	start := time.Now()
 	deadline := start.Add(timeout)

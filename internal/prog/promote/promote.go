@@ -72,6 +72,13 @@ func (c *CLI) Run(env *cli.Env) error {
 // refusals are the preflight checks that stop a promotion before anything
 // changes.
 func (c *CLI) refusals(cfg *config.Config, f *facts) error {
+	if !f.status.InRecovery && !f.promoted {
+		// Not this suite's promotion (PROMOTED is set before pg_promote):
+		// someone else made it a primary, or it never was a standby.
+		// Starting Odoo against it could run a second production.
+		return cli.Fail(cli.ExitRefused, fmt.Sprintf("PostgreSQL %s is already a primary (timeline %d), but this suite recorded no promotion (PROMOTED=no in %s): it was promoted by other means, or it is not the standby; Odoo was left as it is", f.cluster, f.status.Timeline, cfg.Path),
+			"find out who promoted it and whether the old production is down; if this machine is to be production, set PROMOTED=\"yes\" in "+cfg.Path+" and run "+prog+" again to start Odoo")
+	}
 	if !f.status.InRecovery {
 		return nil
 	}

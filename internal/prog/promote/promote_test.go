@@ -14,6 +14,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/summary"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/syncmode"
 )
@@ -89,6 +90,10 @@ func TestPromote(t *testing.T) {
 	}
 	if !strings.Contains(l.confText(t), "# ot-disable-standby-mode test") {
 		t.Error("the configuration's comment was lost")
+	}
+	// Stamped in the summary file, as the original's was.
+	if last, _ := summary.Last(cfg.Get(config.SummaryFile)); last[prog].IsZero() {
+		t.Error("no summary line for " + prog)
 	}
 	resp, err := http.Get(l.odooURL)
 	if err != nil {
@@ -353,5 +358,31 @@ func TestPromoteDebian(t *testing.T) {
 	}
 	if got := l.standby.Query(t, "SELECT count(*) FROM sale_order"); got != "101" {
 		t.Errorf("%s rows replicated, want 101", got)
+	}
+}
+
+// A database that is already primary, with no promotion recorded by this
+// suite, is refused (exit 8) and Odoo is left alone; once the suite's record
+// says it promoted (PROMOTED=yes), a re-run goes on to Odoo.
+func TestAlreadyPrimaryWithoutRecordRefused(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, nil)
+	l.primary.Stop(t)
+	if _, err := l.standby.Command(context.Background(), filepath.Join(l.standby.BinDir, "pg_ctl"), "promote", "-w", "-D", l.standby.Data); err != nil {
+		t.Fatal(err)
+	}
+	before := l.confText(t)
+	res := l.run(t, input{}, "--yes")
+	if res.code != cli.ExitRefused || !strings.Contains(res.stderr, "is already a primary (timeline 2), but this suite recorded no promotion") {
+		t.Fatalf("want a refusal:\n%s", res)
+	}
+	if prodlab.Exists(filepath.Join(l.dir, "odoo.pid")) || len(l.reports(t)) != 0 || l.confText(t) != before {
+		t.Fatalf("Odoo was started, a report written or the configuration changed:\n%s", res.stdout)
+	}
+
+	prodlab.WriteFileMode(t, l.conf, before+"PROMOTED=\"yes\"\n", 0o600)
+	res = l.run(t, input{}, "--yes")
+	if res.code != 0 || !strings.Contains(res.stdout, "service "+l.service+" start") {
+		t.Fatalf("with the record, a re-run starts Odoo:\n%s", res)
 	}
 }

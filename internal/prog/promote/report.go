@@ -11,6 +11,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/atomicfile"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/odooconf"
 )
 
 // report is the recovery report: on screen and in REPORT_DIR.
@@ -117,11 +118,11 @@ func (r *report) text() string {
 	line("service", r.cfg.Get(config.OdooService))
 	switch {
 	case r.odooOK:
-		line(r.cfg.Get(config.OdooURL), fmt.Sprintf("answers (after %s)", round(r.odooAnswered)))
+		line(odooconf.URL(r.cfg), fmt.Sprintf("answers (after %s)", round(r.odooAnswered)))
 	case r.odooErr != nil:
-		line(r.cfg.Get(config.OdooURL), "FAILED: "+r.odooErr.Error())
+		line(odooconf.URL(r.cfg), "FAILED: "+r.odooErr.Error())
 	default:
-		line(r.cfg.Get(config.OdooURL), "not checked")
+		line(odooconf.URL(r.cfg), "not checked")
 	}
 
 	fmt.Fprintf(&b, "\nLast successful syncs (%s): files changed on production after these times may be missing\n", r.cfg.Get(config.SummaryFile))
