@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -172,6 +173,7 @@ type UsageReporter interface {
 func MainWith(prog, description, exitText string, args []string, cmd Command, opts ...kong.Option) int {
 	stdout, stderr := io.Writer(os.Stdout), io.Writer(os.Stderr)
 	parser, err := kong.New(cmd, append([]kong.Option{
+		kong.TypeMapper(reflect.TypeOf(time.Duration(0)), kong.MapperFunc(mapDuration)),
 		kong.Name(prog),
 		kong.Description(description),
 		kong.Writers(stdout, stderr),
@@ -202,15 +204,33 @@ func MainWith(prog, description, exitText string, args []string, cmd Command, op
 	tty := isatty.IsTerminal(os.Stdout.Fd())
 	env := &Env{
 		Prog: prog, Ctx: ctx, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr, TTY: tty,
-		Log: NewLogger(stderr, g, isatty.IsTerminal(os.Stderr.Fd())), G: g,
+		Log: NewLogger(prog, stderr, g, isatty.IsTerminal(os.Stderr.Fd())), G: g,
 	}
 	env.Runner = &run.Runner{DryRun: g.DryRun, Out: stdout, Log: env.Log}
 	err = cmd.Run(env)
-	return Report(prog, stderr, ctx, err)
+	return Report(prog, stderr, ctx, err, g.LogFormat == "json")
 }
 
-// Report prints err as one line and returns its exit code.
-func Report(prog string, stderr io.Writer, ctx context.Context, err error) int {
+// mapDuration reads duration flags as the configuration file's durations
+// are read: plain seconds, or 90s, 5m, 2h, 2d, 1d12h (kong's own knows no
+// days, which admins write).
+func mapDuration(ctx *kong.DecodeContext, target reflect.Value) error {
+	var s string
+	if err := ctx.Scan.PopValueInto("duration", &s); err != nil {
+		return err
+	}
+	d, err := config.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	target.Set(reflect.ValueOf(d))
+	return nil
+}
+
+// Report prints err as one line and returns its exit code: GNU style
+// ("prog: error: ..."), or under --log-format json one JSON object like
+// every other line the program logs.
+func Report(prog string, stderr io.Writer, ctx context.Context, err error, json bool) int {
 	if err == nil {
 		return ExitOK
 	}
@@ -221,6 +241,11 @@ func Report(prog string, stderr io.Writer, ctx context.Context, err error) int {
 	code, line := Describe(err)
 	if ctx != nil && ctx.Err() != nil {
 		code, line = ExitInterrupted, "interrupted; nothing further was done: "+line
+	}
+	if json {
+		log := zerolog.New(stderr).With().Timestamp().Str("program", prog).Logger()
+		log.Error().Int("exit", code).Msg(line)
+		return code
 	}
 	fmt.Fprintf(stderr, "%s: error: %s\n", prog, line)
 	return code
@@ -257,9 +282,10 @@ func Printable(s string) string {
 	}, s)
 }
 
-// NewLogger builds the one logger a program uses: console on a terminal
-// (coloured unless NO_COLOR), plain console otherwise, or JSON.
-func NewLogger(w io.Writer, g *Globals, tty bool) zerolog.Logger {
+// NewLogger builds the one logger a program uses: JSON, or lines in the
+// GNU style of its error line ("prog: warning: ..."), coloured on a
+// terminal unless NO_COLOR, with the time of day only under --verbose.
+func NewLogger(prog string, w io.Writer, g *Globals, tty bool) zerolog.Logger {
 	level := zerolog.InfoLevel
 	switch {
 	case g.Verbose:
@@ -271,8 +297,18 @@ func NewLogger(w io.Writer, g *Globals, tty bool) zerolog.Logger {
 		return zerolog.New(w).Level(level).With().Timestamp().Logger()
 	}
 	noColor := !tty || os.Getenv("NO_COLOR") != ""
-	cw := zerolog.ConsoleWriter{Out: w, NoColor: noColor, TimeFormat: time.TimeOnly}
-	if !tty {
+	cw := zerolog.ConsoleWriter{Out: w, NoColor: noColor, TimeFormat: time.TimeOnly,
+		FormatLevel: func(l any) string {
+			s, _ := l.(string)
+			switch s {
+			case "", "info":
+				return prog + ":"
+			case "warn":
+				s = "warning"
+			}
+			return prog + ": " + s + ":"
+		}}
+	if !g.Verbose {
 		cw.PartsExclude = []string{zerolog.TimestampFieldName}
 	}
 	return zerolog.New(cw).Level(level).With().Timestamp().Logger()

@@ -34,12 +34,12 @@ func TestDescribe(t *testing.T) {
 
 func TestReportInterruptedAndSilent(t *testing.T) {
 	var b strings.Builder
-	if Report("p", &b, nil, Silent{Code: 0}) != 0 || b.Len() != 0 {
+	if Report("p", &b, nil, Silent{Code: 0}, false) != 0 || b.Len() != 0 {
 		t.Fatal("silent printed or failed")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if code := Report("p", &b, ctx, errors.New("rsync killed")); code != ExitInterrupted || !strings.HasPrefix(b.String(), "p: error: interrupted") {
+	if code := Report("p", &b, ctx, errors.New("rsync killed"), false); code != ExitInterrupted || !strings.HasPrefix(b.String(), "p: error: interrupted") {
 		t.Fatalf("%d %q", code, b.String())
 	}
 }
@@ -56,5 +56,21 @@ func TestReadmeExitCodes(t *testing.T) {
 		if !strings.Contains(string(readme), row) {
 			t.Errorf("README lacks %q", row)
 		}
+	}
+}
+
+// Warnings read like the error line (GNU style); under --log-format json the
+// final error is JSON too.
+func TestLogAndErrorFormats(t *testing.T) {
+	var b strings.Builder
+	log := NewLogger("ot-x", &b, &Globals{LogFormat: "console"}, false)
+	log.Warn().Msg("some files vanished")
+	if b.String() != "ot-x: warning: some files vanished\n" {
+		t.Fatalf("warning %q", b.String())
+	}
+	b.Reset()
+	if code := Report("ot-x", &b, nil, Fail(ExitRefused, "refused", "do this"), true); code != ExitRefused ||
+		!strings.Contains(b.String(), `"level":"error"`) || !strings.Contains(b.String(), `"exit":8`) || !strings.Contains(b.String(), `"message":"refused; do this"`) {
+		t.Fatalf("json error %q", b.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const original = `# ot-redundancy sync configuration
@@ -252,5 +253,28 @@ func TestRemotePipFollowsPip(t *testing.T) {
 	c, _ = Parse("f", []byte(`PIP="/opt/odoo-venv/bin/pip"`+"\n"+`REMOTE_PIP="pip3"`+"\n"))
 	if got := c.Get(RemotePip); got != "pip3" {
 		t.Fatalf("REMOTE_PIP set: %q", got)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for s, want := range map[string]time.Duration{
+		"300": 300 * time.Second, "0": 0, "90s": 90 * time.Second, "5m": 5 * time.Minute,
+		"2h": 2 * time.Hour, "2d": 48 * time.Hour, "1d12h": 36 * time.Hour, "1h30m": 90 * time.Minute,
+	} {
+		if got, err := ParseDuration(s); err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-5", "1.5h", "2w", "h", "5m2h", "1e3", " 5m"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	c, err := Parse("f", []byte(`LOCK_WAIT="2d"`+"\n"))
+	if err != nil || c.Duration(LockWait) != 48*time.Hour {
+		t.Fatalf("LOCK_WAIT=2d: %v, %v", c.Duration(LockWait), err)
+	}
+	if _, err := Parse("f", []byte(`LOCK_WAIT="soon"`+"\n")); err == nil || !strings.Contains(err.Error(), `LOCK_WAIT: "soon" is not a duration`) {
+		t.Fatalf("LOCK_WAIT=soon: %v", err)
 	}
 }

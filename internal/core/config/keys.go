@@ -4,18 +4,19 @@ package config
 type Kind int
 
 const (
-	KindString  Kind = iota // free text without control characters
-	KindOnOff               // "on" or "off" (anything but exactly "on" is off)
-	KindYesNo               // "yes" or "no"
-	KindHost                // host name or IP address, or NOT-SET
-	KindUser                // POSIX user or group name
-	KindPort                // 1..65535
-	KindInt                 // non-negative integer
-	KindPath                // absolute path without shell or control characters
-	KindCommand             // a command line, split like a shell would (no expansion)
-	KindWords               // space-separated words (patterns, names)
-	KindURL                 // http:// or https:// URL
-	KindPercent             // 0..100
+	KindString   Kind = iota // free text without control characters
+	KindOnOff                // "on" or "off" (anything but exactly "on" is off)
+	KindYesNo                // "yes" or "no"
+	KindHost                 // host name or IP address, or NOT-SET
+	KindUser                 // POSIX user or group name
+	KindPort                 // 1..65535
+	KindInt                  // non-negative integer
+	KindPath                 // absolute path without shell or control characters
+	KindCommand              // a command line, split like a shell would (no expansion)
+	KindWords                // space-separated words (patterns, names)
+	KindURL                  // http:// or https:// URL
+	KindPercent              // 0..100
+	KindDuration             // seconds, or with units: 90s, 5m, 2h, 2d, 1d12h
 )
 
 // Key names one configuration key. Keys are constants of this type, not
@@ -89,15 +90,15 @@ var Defs = [...]Def{
 	{SummaryFile, "SUMMARYFILE", "/var/log/odoo/ot-redundancy-sync-timestamps.log", KindPath, "Summary log: one line per successful command, \"YYYY-MM-DD HH:MM:SS :  <command>\"."},
 	{RunLog, "RUN_LOG", "/var/log/odoo/ot-redundancy-runs.log", KindPath, "Every run, failed or not, as one JSON object per line."},
 	{LockFile, "LOCK_FILE", "/run/ot-redundancy/lock", KindPath, "Lock shared by every sync and by promotion (mode 0600, in a directory only root writes)."},
-	{LockWait, "LOCK_WAIT", "300", KindInt, "Seconds a run waits for another run's lock before giving up."},
+	{LockWait, "LOCK_WAIT", "300", KindDuration, "How long a run waits for another run's lock before giving up (seconds, or 5m, 2h, 1d)."},
 	{SSHPort, "SSH_PORT", "22", KindPort, "Production's ssh port."},
 	{SSHIdentity, "SSH_IDENTITY", "/root/.ssh/id_ed25519", KindPath, "Private key used to log in to production."},
 	{SSHKnownHosts, "SSH_KNOWN_HOSTS", "/etc/odoo/ot-redundancy-known_hosts", KindPath, "Production's host key, trusted by ot-configure; nothing else is trusted."},
-	{SSHConnectTimeout, "SSH_CONNECT_TIMEOUT", "10", KindInt, "Seconds to wait for production's ssh to answer."},
+	{SSHConnectTimeout, "SSH_CONNECT_TIMEOUT", "10", KindDuration, "How long to wait for production's ssh to answer (seconds, or 30s, 1m)."},
 	{OdooUser, "ODOO_USER", "odoo", KindUser, "Local owner of synced Odoo files."},
 	{OdooGroup, "ODOO_GROUP", "odoo", KindUser, "Local group of synced Odoo files."},
 	{Filestore, "FILESTORE", "/var/lib/odoo/.local/share/Odoo/filestore", KindPath, "Odoo filestore, the same path on both machines."},
-	{FilestoreTimeout, "FILESTORE_TIMEOUT", "3300", KindInt, "Seconds one filestore transfer may run before it is stopped; the next run resumes it."},
+	{FilestoreTimeout, "FILESTORE_TIMEOUT", "3300", KindDuration, "How long one filestore transfer may run before it is stopped (seconds, or 55m, 2h); the next run resumes it."},
 	{MaxDeletePercent, "MAX_DELETE_PERCENT", "5", KindPercent, "A filestore sync that would delete more than this share of the standby's files is refused (--force overrides)."},
 	{ProjectsDir, "PROJECTS_DIR", "/usr/share", KindPath, "Directory holding the addon projects, on both machines."},
 	{ProjectsPattern, "PROJECTS_PATTERN", "*odoo*", KindWords, "Glob patterns naming addon project directories in PROJECTS_DIR."},
@@ -115,14 +116,14 @@ var Defs = [...]Def{
 	{Promoted, "PROMOTED", "no", KindYesNo, "Set by ot-disable-standby-mode: this machine is production now and never syncs again."},
 	{OdooService, "ODOO_SERVICE", "odoo", KindWords, "Odoo's service name on the standby."},
 	{OdooURL, "ODOO_URL", "", KindURL, "URL that must answer after promotion (/web/login before Odoo 15); empty: /web/health at odoo.conf's http_interface and http_port (xmlrpc_* before Odoo 11; 0.0.0.0 or none means 127.0.0.1), else http://127.0.0.1:8069."},
-	{OdooTimeout, "ODOO_TIMEOUT", "120", KindInt, "Seconds to wait for Odoo to answer after promotion."},
+	{OdooTimeout, "ODOO_TIMEOUT", "120", KindDuration, "How long to wait for Odoo to answer after promotion (seconds, or 2m)."},
 	{PGCluster, "PG_CLUSTER", "", KindWords, "Local PostgreSQL cluster as VERSION/NAME (found with pg_lsclusters when empty)."},
 	{PGData, "PG_DATA", "", KindPath, "Local PostgreSQL data directory, when not a Debian cluster."},
 	{PGBinDir, "PG_BINDIR", "", KindPath, "Directory of pg_ctl and psql, when not a Debian cluster."},
 	{PGPort, "PG_PORT", "5432", KindPort, "Local PostgreSQL port, when not a Debian cluster."},
 	{PGHost, "PG_HOST", "/var/run/postgresql", KindPath, "Local PostgreSQL socket directory, when not a Debian cluster."},
 	{PGOSUser, "PG_OSUSER", "postgres", KindUser, "Operating-system user that runs PostgreSQL tools."},
-	{PromoteTimeout, "PROMOTE_TIMEOUT", "60", KindInt, "Seconds to wait for PostgreSQL to leave recovery."},
+	{PromoteTimeout, "PROMOTE_TIMEOUT", "60", KindDuration, "How long to wait for PostgreSQL to leave recovery (seconds, or 1m)."},
 	{ProdPGPort, "PROD_PG_PORT", "5432", KindPort, "Production's PostgreSQL port, probed to tell whether production still runs."},
 	{FenceCommand, "FENCE_COMMAND", "", KindCommand, "Command run before promotion to power production off; failure aborts unless --force."},
 	{ReportDir, "REPORT_DIR", "/var/log/ot-redundancy", KindPath, "Where ot-disable-standby-mode writes its recovery report (created root-only, mode 0700)."},

@@ -122,6 +122,10 @@ func Validate(key Key, value string) error {
 		if len(argv) > 0 && strings.HasPrefix(argv[0], "-") {
 			return fmt.Errorf("%s: command %q starts with '-'", k.Name, argv[0])
 		}
+	case KindDuration:
+		if _, err := ParseDuration(value); err != nil {
+			return fmt.Errorf("%s: %v", k.Name, err)
+		}
 	case KindURL:
 		if value == "" && k.Default == "" {
 			return nil

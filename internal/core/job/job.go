@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/syslog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,28 @@ func Sync(env *cli.Env, name string, flags Flags, body func(j *Job) error) error
 	j := &Job{Env: env, Name: name, Runner: env.Runner, Start: time.Now()}
 	err := j.run(flags, body)
 	j.record(err)
+	if flags.Cron {
+		j.toSyslog(err)
+	}
 	return err
+}
+
+// toSyslog sends a failed cron run's error line to syslog (the journal on
+// systemd machines) under the program's name, where admins look first; cron
+// mails it too when MAILTO is set. A systemd service's stderr reaches the
+// journal already (INVOCATION_ID is set), so it is not sent twice.
+func (j *Job) toSyslog(err error) {
+	var silent cli.Silent
+	if err == nil || errors.As(err, &silent) || os.Getenv("INVOCATION_ID") != "" {
+		return
+	}
+	w, serr := syslog.New(syslog.LOG_ERR|syslog.LOG_DAEMON, j.Prog)
+	if serr != nil {
+		return // no syslog here: cron's mail and the run log still have it
+	}
+	defer w.Close()
+	_, line := cli.Describe(err)
+	w.Err("error: " + line)
 }
 
 func (j *Job) run(flags Flags, body func(*Job) error) error {
@@ -86,7 +108,7 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 	}
 	j.phase("rsync version")
 	if !j.G.DryRun {
-		l, err := lock.Acquire(j.Ctx, cfg.Get(config.LockFile), time.Duration(cfg.Int(config.LockWait))*time.Second)
+		l, err := lock.Acquire(j.Ctx, cfg.Get(config.LockFile), cfg.Duration(config.LockWait))
 		var held *lock.HeldError
 		if flags.Cron && errors.As(err, &held) {
 			// The hourly job behind a long monthly one: that run syncs too,
@@ -238,7 +260,7 @@ func Target(c *config.Config) (ssh.Target, error) {
 		User:           c.Get(config.RemoteOdoo),
 		Port:           c.Int(config.SSHPort),
 		KnownHosts:     c.Get(config.SSHKnownHosts),
-		ConnectTimeout: c.Int(config.SSHConnectTimeout),
+		ConnectTimeout: max(int(c.Duration(config.SSHConnectTimeout).Seconds()), 1),
 	}
 	// A missing default key is not an error: ssh then tries its defaults
 	// (an agent is never consulted: root's cron has none).

@@ -28,7 +28,7 @@ func Run(t testing.TB, prog string, g cli.Globals, level zerolog.Level, runEnv [
 	var stdout, stderr, log bytes.Buffer
 	env := &cli.Env{Prog: prog, Ctx: context.Background(), Stdout: &stdout, Stderr: &stderr, G: &g, Log: zerolog.New(&log).Level(level)}
 	env.Runner = &run.Runner{DryRun: g.DryRun, Out: &stdout, Log: env.Log, Env: runEnv}
-	code := cli.Report(prog, &stderr, env.Ctx, body(env))
+	code := cli.Report(prog, &stderr, env.Ctx, body(env), g.LogFormat == "json")
 	t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s\nlog:\n%s", code, stdout.String(), stderr.String(), log.String())
 	return Result{Code: code, Stdout: stdout.String(), Stderr: stderr.String(), Log: log.String()}
 }

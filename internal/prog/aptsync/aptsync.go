@@ -189,7 +189,7 @@ type apt struct {
 func newApt(j *job.Job, opts Options) *apt {
 	wait := opts.LockWait
 	if wait <= 0 {
-		wait = time.Duration(j.Cfg.Int(config.LockWait)) * time.Second
+		wait = j.Cfg.Duration(config.LockWait)
 	}
 	secs := int((wait + time.Second - 1) / time.Second)
 	cfg := []string{"DPkg::Lock::Timeout=" + strconv.Itoa(secs)}

@@ -378,7 +378,7 @@ func (c *CLI) trustHostKey(env *cli.Env, cfg *config.Config, p *prompter) error 
 	kh := cfg.Get(config.SSHKnownHosts)
 	name := KnownHostsName(host, port)
 	// ssh-keyscan only reads; it runs in a dry run too, so the preview is exact.
-	key, err := Scan(env.Ctx, &run.Runner{Log: env.Log}, host, port, cfg.Int(config.SSHConnectTimeout))
+	key, err := Scan(env.Ctx, &run.Runner{Log: env.Log}, host, port, int(cfg.Duration(config.SSHConnectTimeout).Seconds()))
 	if err != nil {
 		env.Printf("cannot fetch production's host key: %s\n", cli.Printable(err.Error()))
 		if c.TrustHostKey != "" {

@@ -101,7 +101,7 @@ func Sync(j *job.Job, opts Options) error {
 		root:    filepath.Clean(j.Cfg.Get(config.Filestore)),
 		owner:   j.Cfg.Get(config.OdooUser) + ":" + j.Cfg.Get(config.OdooGroup),
 		maxPct:  j.Cfg.Int(config.MaxDeletePercent),
-		timeout: time.Duration(j.Cfg.Int(config.FilestoreTimeout)) * time.Second,
+		timeout: j.Cfg.Duration(config.FilestoreTimeout),
 	}
 	if s.timeout <= 0 {
 		s.timeout = time.Hour

@@ -52,7 +52,7 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *
 	r := &promotion{env: env, cfg: cfg, f: f, force: c.Force, systemd: isDir("/run/systemd/system")}
 	r.rep = report{facts: f, cfg: cfg, start: start, timelineBefore: f.status.Timeline}
 	cl := f.cluster
-	timeout := time.Duration(cfg.Int(config.PromoteTimeout)) * time.Second
+	timeout := cfg.Duration(config.PromoteTimeout)
 	inRecovery := f.status.InRecovery
 
 	if fence := cfg.Command(config.FenceCommand); inRecovery && len(fence) > 0 {
@@ -65,7 +65,7 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *
 	} else if inRecovery && !c.Yes && !c.Force {
 		r.add(do("check again that production does not answer (time passed while the plan was read)", nil, r.recheckProduction))
 	}
-	r.add(do(fmt.Sprintf("take the sync lock %s (wait up to %ss for a running sync, then stop it)", cfg.Get(config.LockFile), cfg.Get(config.LockWait)), nil,
+	r.add(do(fmt.Sprintf("take the sync lock %s (wait up to %s for a running sync, then stop it)", cfg.Get(config.LockFile), cfg.Duration(config.LockWait)), nil,
 		r.takeLock))
 	if !f.promoted || !f.syncOff {
 		r.add(do(fmt.Sprintf("set SYNCMODE=\"off\" and PROMOTED=\"yes\" in %s: no sync ever pulls from the old production again", cfg.Path), nil,
@@ -85,7 +85,7 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *
 	for _, s := range odooSteps(cfg.Words(config.OdooService), r.systemd, f.odooUp) {
 		r.add(step{Step: s, odoo: true})
 	}
-	r.add(step{Step: run.Step{What: fmt.Sprintf("check that Odoo answers at %s (up to %ss)", odooconf.URL(cfg), cfg.Get(config.OdooTimeout)),
+	r.add(step{Step: run.Step{What: fmt.Sprintf("check that Odoo answers at %s (up to %s)", odooconf.URL(cfg), cfg.Duration(config.OdooTimeout)),
 		Do: func(context.Context) error { return r.checkOdoo() }}, odoo: true})
 	r.add(do("write the recovery report to "+cfg.Get(config.ReportDir), nil, r.writeReport))
 	r.add(step{Step: job.StampStep(cfg, prog)})
@@ -199,7 +199,7 @@ func (r *promotion) takeLock() error {
 	l, err := lock.Acquire(ctx, path, 0)
 	var held *lock.HeldError
 	if errors.As(err, &held) {
-		wait := time.Duration(r.cfg.Int(config.LockWait)) * time.Second
+		wait := r.cfg.Duration(config.LockWait)
 		r.env.Printf("      %s; waiting up to %s\n", held, wait)
 		l, err = lock.Acquire(ctx, path, wait)
 		// Only one of our own programs is stopped, never an unknown process.
@@ -312,7 +312,7 @@ func (r *promotion) checkWrite() error {
 
 func (r *promotion) checkOdoo() error {
 	url := odooconf.URL(r.cfg)
-	timeout := time.Duration(r.cfg.Int(config.OdooTimeout)) * time.Second
+	timeout := r.cfg.Duration(config.OdooTimeout)
 	start := time.Now()
 	deadline := start.Add(timeout)
 	for {

@@ -59,8 +59,8 @@ type CLI struct {
 	Skip            []string      `help:"Checks to leave out: postgres, attachments, cron (comma-separated)." placeholder:"CHECK"`
 	FilestoreLate   time.Duration `help:"A filestore sync older than this is late (WARNING)." default:"2h"`
 	FilestoreCrit   time.Duration `help:"A filestore sync older than this is CRITICAL." default:"6h"`
-	FullLate        time.Duration `help:"A full sync (ot-sync-from-source) older than this is late (WARNING); 840h is 35 days." default:"840h"`
-	FullCrit        time.Duration `help:"A full sync older than this is CRITICAL; 1488h is 62 days." default:"1488h"`
+	FullLate        time.Duration `help:"A full sync (ot-sync-from-source) older than this is late (WARNING)." default:"35d"`
+	FullCrit        time.Duration `help:"A full sync older than this is CRITICAL." default:"62d"`
 	LagWarn         time.Duration `help:"Replay lag above this is a WARNING." default:"5m"`
 	LagCrit         time.Duration `help:"Replay lag above this is CRITICAL." default:"1h"`
 	CronFile        string        `help:"The suite's cron file." default:"/etc/cron.d/ot-redundancy" hidden:""`
