@@ -47,20 +47,35 @@ func files() []Item {
 	)
 }
 
-// kinds says in words what each kind of value must be.
-var kinds = map[config.Kind]string{
-	config.KindString:  "text",
-	config.KindOnOff:   "on or off; anything but exactly on is off",
-	config.KindYesNo:   "yes or no",
-	config.KindHost:    "a host name or IP address",
-	config.KindUser:    "a user or group name",
-	config.KindPort:    "a port number, 1 to 65535",
-	config.KindInt:     "a whole number",
-	config.KindPath:    "an absolute path of plain characters (letters, digits and ._+@%=:,/-)",
-	config.KindCommand: "a command line, split into words as a shell would, without expanding anything",
-	config.KindWords:   "words separated by spaces, none starting with -",
-	config.KindURL:     "an http:// or https:// URL",
-	config.KindPercent: "a percentage, 0 to 100",
+// kindWords says in words what a value of kind k must be.
+func kindWords(k config.Kind) string {
+	switch k {
+	case config.KindString:
+		return "text"
+	case config.KindOnOff:
+		return "on or off; anything but exactly on is off"
+	case config.KindYesNo:
+		return "yes or no"
+	case config.KindHost:
+		return "a host name or IP address"
+	case config.KindUser:
+		return "a user or group name"
+	case config.KindPort:
+		return "a port number, 1 to 65535"
+	case config.KindInt:
+		return "a whole number"
+	case config.KindPath:
+		return "an absolute path of plain characters (letters, digits and ._+@%=:,/-)"
+	case config.KindCommand:
+		return "a command line, split into words as a shell would, without expanding anything"
+	case config.KindWords:
+		return "words separated by spaces, none starting with -"
+	case config.KindURL:
+		return "an http:// or https:// URL"
+	case config.KindPercent:
+		return "a percentage, 0 to 100"
+	}
+	return ""
 }
 
 // ConfMan renders ot-redundancy-sync.conf(5) from config.Defs, the table
@@ -95,7 +110,7 @@ func ConfMan(version, date string, programs []string) string {
 			def = `"` + d.Default + `"`
 		}
 		fmt.Fprintf(&b, ".TP\n\\fB%s\\fR\n", roff(d.Name))
-		fmt.Fprintf(&b, "%s\n", text(d.Doc+" "+sentence(kinds[d.Kind])+" Default: "+def+"."))
+		fmt.Fprintf(&b, "%s\n", text(d.Doc+" "+sentence(kindWords(d.Kind))+" Default: "+def+"."))
 	}
 	b.WriteString(".SH EXAMPLE\n")
 	b.WriteString(".nf\n")

@@ -129,7 +129,7 @@ func TestConfManShowsEveryKey(t *testing.T) {
 		}
 	}
 	for k := config.Kind(0); k <= config.KindPercent; k++ {
-		if kinds[k] == "" {
+		if kindWords(k) == "" {
 			t.Errorf("kind %d has no words", k)
 		}
 	}
