@@ -44,8 +44,8 @@ endif
 # Debian's packaging tools.
 DEPS := rsync openssh-server openssh-client iputils-ping iproute2 procps util-linux \
 	postgresql postgresql-contrib python3 python3-venv python3-pip nginx-light \
-	dpkg-dev debhelper fakeroot lintian man-db groff-base bash-completion logrotate \
-	systemd cron ca-certificates git make
+	dpkg-dev debhelper fakeroot lintian man-db groff-base logrotate \
+	systemd ca-certificates git make
 
 .PHONY: help deps build docs install deb lint test vet bench demo clean
 
@@ -54,7 +54,7 @@ help: ## list the targets
 
 deps: ## install the Debian packages that building and testing need (as root)
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS) >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-upgrade $(DEPS) >/dev/null
 
 build: ## build the multi-call binary and its ot-* links into bin/ (static, stripped, versioned)
 	@mkdir -p bin
