@@ -13,10 +13,13 @@ ARCH := $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
 # The man pages' date is the changelog's, so a rebuild gives the same pages.
 DATE := $(shell date -u -d "$$(sed -n 's/^ -- .*>  //p' debian/changelog | head -n 1)" +%Y-%m-%d)
 
-# Every program present: the Makefile works while programs are still landing.
-CMDS := $(sort $(patsubst cmd/%/main.go,%,$(wildcard cmd/*/main.go)))
-# Extra names, as NAME:PROGRAM; the manual spells the hourly job both ways.
-LINKS := ot-attachment-sync:ot-attachments-sync
+# The one binary the package installs; every ot-* command is a link to it,
+# and `bin/ot-redundancy --list` names them (internal/prog/programs), so a
+# new program needs no change here.
+BIN := bin/ot-redundancy
+LIBEXEC := /usr/libexec/ot-redundancy
+# Debian 12 keeps systemd's units in /lib (the /usr move came after it).
+UNITDIR ?= /lib/systemd/system
 
 DEB_DIR := deb
 DEB := $(DEB_DIR)/ot-redundancy_$(VERSION)_$(ARCH).deb
@@ -28,38 +31,57 @@ BUILD_FLAGS := -trimpath -buildvcs=false
 LDFLAGS := -s -w -X $(MODULE)/internal/core/cli.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help build docs install deb lint test vet bench demo clean
+# As root, `make test` runs the integration tests, and one that skips (a
+# missing tool, say) is a failure rather than a quiet gap.
+ifeq ($(shell id -u),0)
+export OT_REQUIRE_INTEGRATION ?= 1
+endif
+
+# What building and testing need on Debian 12, besides Go (see README):
+# the real tools the integration tests drive (sshd and rsync for the
+# simulated production, PostgreSQL, apt and dpkg tooling, pip in venvs,
+# nginx for the configuration rollback, systemd-analyze for the units) and
+# Debian's packaging tools.
+DEPS := rsync openssh-server openssh-client iputils-ping iproute2 procps util-linux \
+	postgresql postgresql-contrib python3 python3-venv python3-pip nginx-light \
+	dpkg-dev debhelper fakeroot lintian man-db groff-base logrotate \
+	systemd ca-certificates git make
+
+.PHONY: help deps build docs install deb lint test vet bench demo clean
 
 help: ## list the targets
 	@sed -n 's/^\([a-z]*\):.*## \(.*\)/  \1\t\2/p' $(MAKEFILE_LIST) | expand -t 12
 
-build: ## build every cmd/* program into bin/ (static, stripped, versioned)
+deps: ## install the Debian packages that building and testing need (as root)
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-upgrade $(DEPS) >/dev/null
+
+build: ## build the multi-call binary and its ot-* links into bin/ (static, stripped, versioned)
 	@mkdir -p bin
-	$(if $(CMDS),$(GO) build $(BUILD_FLAGS) -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(CMDS)))
+	$(GO) build $(BUILD_FLAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ot-redundancy
+	find bin -maxdepth 1 -type l -delete
+	for name in $$($(BIN) --list); do ln -sfn ot-redundancy bin/$$name; done
 
 docs: build ## generate man pages, bash completion and the default config file into build/
 	@mkdir -p build
 	$(GO) build $(BUILD_FLAGS) -o build/gendoc ./internal/tools/gendoc
 	rm -rf build/man build/completion
-	build/gendoc man -o build/man -version '$(VERSION)' -date '$(DATE)' $(addprefix bin/,$(CMDS))
-	build/gendoc completion -o build/completion $(addprefix -link ,$(LINKS)) $(addprefix bin/,$(CMDS))
+	build/gendoc man -o build/man -bin $(BIN) -version '$(VERSION)' -date '$(DATE)'
+	build/gendoc completion -o build/completion -bin $(BIN)
 	build/gendoc conf >build/ot-redundancy-sync.conf
 
 # An existing configuration file is never overwritten: `make install` on a
 # configured machine keeps it (the package marks it a conffile instead).
 install: build docs ## install the package's files under $(DESTDIR)
-	install -d $(DESTDIR)/usr/bin $(DESTDIR)/usr/share/man/man1 \
-		$(DESTDIR)/usr/share/bash-completion/completions \
+	install -d $(DESTDIR)/usr/bin $(DESTDIR)$(LIBEXEC) $(DESTDIR)/usr/share/man \
+		$(DESTDIR)/usr/share/bash-completion/completions $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)/etc/odoo $(DESTDIR)/etc/cron.d $(DESTDIR)/etc/logrotate.d
-	$(if $(CMDS),install -m 0755 $(addprefix bin/,$(CMDS)) $(DESTDIR)/usr/bin/)
-	install -m 0644 build/man/* $(DESTDIR)/usr/share/man/man1/
-	install -m 0644 build/completion/* $(DESTDIR)/usr/share/bash-completion/completions/
-	for l in $(LINKS); do name=$${l%%:*} prog=$${l#*:}; \
-		test -e bin/$$prog || continue; \
-		ln -sfn $$prog $(DESTDIR)/usr/bin/$$name; \
-		ln -sfn $$prog.1 $(DESTDIR)/usr/share/man/man1/$$name.1; \
-		ln -sfn $$prog $(DESTDIR)/usr/share/bash-completion/completions/$$name; \
-	done
+	install -m 0755 $(BIN) $(DESTDIR)$(LIBEXEC)/
+	for name in $$($(BIN) --list); do \
+		ln -sfn ../libexec/ot-redundancy/ot-redundancy $(DESTDIR)/usr/bin/$$name; done
+	cp -R build/man/. $(DESTDIR)/usr/share/man/
+	cp -R build/completion/. $(DESTDIR)/usr/share/bash-completion/completions/
+	install -m 0644 contrib/systemd/*.service contrib/systemd/*.timer $(DESTDIR)$(UNITDIR)/
 	test -e $(DESTDIR)/etc/odoo/ot-redundancy-sync.conf || \
 		install -m 0644 build/ot-redundancy-sync.conf $(DESTDIR)/etc/odoo/
 	install -m 0644 contrib/cron.d/ot-redundancy $(DESTDIR)/etc/cron.d/ot-redundancy
@@ -76,7 +98,7 @@ lint: deb ## run lintian on the package: errors and unexplained warnings fail
 vet: ## go vet
 	$(GO) vet ./...
 
-test: ## vet, then every test (integration tests need root), TEST_FLAGS=...
+test: ## vet, then every test; as root also the integration tests and the package's install and purge
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
 

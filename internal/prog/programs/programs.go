@@ -42,6 +42,17 @@ func All() []Program {
 	}
 }
 
+// Alias is another name a program is installed as.
+type Alias struct {
+	Name, Program string
+}
+
+// Aliases lists the extra names. The manual spells the hourly job both
+// ot-attachments-sync and ot-attachment-sync; the second runs the first.
+func Aliases() []Alias {
+	return []Alias{{"ot-attachment-sync", "ot-attachments-sync"}}
+}
+
 // Mains maps each program's name to its Main.
 func Mains() map[string]func([]string) int {
 	m := map[string]func([]string) int{}

@@ -15,7 +15,8 @@ func TestEveryCommandListed(t *testing.T) {
 	}
 	dirs := map[string]bool{}
 	for _, e := range entries {
-		if e.IsDir() && len(e.Name()) > 3 && e.Name()[:3] == "ot-" {
+		// cmd/ot-redundancy is the multi-call binary that runs them all.
+		if e.IsDir() && len(e.Name()) > 3 && e.Name()[:3] == "ot-" && e.Name() != "ot-redundancy" {
 			dirs[e.Name()] = true
 			if mains[e.Name()] == nil {
 				t.Errorf("cmd/%s is not in programs.All", e.Name())
@@ -25,6 +26,19 @@ func TestEveryCommandListed(t *testing.T) {
 	for name := range mains {
 		if !dirs[name] {
 			t.Errorf("%s has no cmd/%s", name, name)
+		}
+	}
+}
+
+// Every alias names a program, and no alias is a program's own name.
+func TestAliases(t *testing.T) {
+	mains := Mains()
+	for _, a := range Aliases() {
+		if mains[a.Program] == nil {
+			t.Errorf("alias %s names %s, which is not a program", a.Name, a.Program)
+		}
+		if mains[a.Name] != nil {
+			t.Errorf("alias %s is also a program", a.Name)
 		}
 	}
 }

@@ -7,17 +7,21 @@ package debtest
 
 import (
 	"bytes"
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/multicall"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/programs"
 )
 
 const (
@@ -29,6 +33,12 @@ const (
 	cronFile   = "/etc/cron.d/ot-redundancy"
 	oldHourly  = "/etc/cron.hourly/ot-cron-hourly"
 	oldMonthly = "/etc/cron.monthly/ot-cron-monthly"
+	binary     = "/usr/libexec/ot-redundancy/ot-redundancy"
+	unitDir    = "/lib/systemd/system"
+	timerWants = "/etc/systemd/system/timers.target.wants"
+	// The package was 66 MiB of one static binary per program; one
+	// multi-call binary brought it to about 10 MiB.
+	maxInstalledKiB = 16 * 1024
 )
 
 // The original suite's programs, as its 0.5-3 package installed them.
@@ -64,7 +74,7 @@ func TestPackage(t *testing.T) {
 
 	src := copySource(t)
 	version := changelogVersion(t, src)
-	programs := programsIn(t, src)
+	names := multicall.Names()
 	arch := strings.TrimSpace(run(t, "dpkg", "--print-architecture"))
 	deb := buildDeb(t, src, version, arch)
 	contents := run(t, "dpkg-deb", "--contents", deb)
@@ -73,7 +83,13 @@ func TestPackage(t *testing.T) {
 			t.Errorf("the package ships %s", old)
 		}
 	}
-	t.Logf("installed size: %s KiB", strings.TrimSpace(run(t, "dpkg-deb", "--field", deb, "Installed-Size")))
+	size := strings.TrimSpace(run(t, "dpkg-deb", "--field", deb, "Installed-Size"))
+	fi, _ := os.Stat(deb)
+	t.Logf("installed size: %s KiB; .deb: %d bytes", size, fi.Size())
+	if n, err := strconv.Atoi(size); err != nil || n > maxInstalledKiB {
+		t.Errorf("Installed-Size %q KiB, want at most %d", size, maxInstalledKiB)
+	}
+	checkBuiltUsing(t, deb)
 
 	t.Run("lintian", func(t *testing.T) {
 		// Errors and warnings fail; justified ones are overridden in
@@ -84,7 +100,8 @@ func TestPackage(t *testing.T) {
 	t.Run("install-purge", func(t *testing.T) {
 		fresh(t)
 		aptInstall(t, deb)
-		checkInstalled(t, version, programs)
+		checkInstalled(t, version, names)
+		t.Run("cron-stands-aside-for-systemd", cronStandsAside)
 		text := prodlab.ReadFile(t, conf)
 		for _, want := range []string{`SYNCMODE="off"`, `SYNCSRC="NOT-SET"`} {
 			if !strings.Contains(text, "\n"+want+"\n") {
@@ -133,27 +150,50 @@ func TestPackage(t *testing.T) {
 
 	// The original may or may not have marked its cron files as conffiles,
 	// and was Architecture: all (bash) or not: the upgrade must remove the
-	// cron files either way.
+	// cron files either way. It synced when SYNCMODE was missing or empty;
+	// the upgrade must keep such a standby syncing, by writing "on", and
+	// say so.
 	for _, v := range []struct {
 		cronConffiles bool
 		arch          string
-	}{{true, "all"}, {false, arch}} {
-		t.Run(fmt.Sprintf("upgrade-from-0.5-3/cron-conffiles=%v,arch=%s", v.cronConffiles, v.arch), func(t *testing.T) {
+		syncMode      string // the operator's SYNCMODE line, "" for none
+		upgraded      string // the line after the upgrade
+		says          string // in the upgrade's output
+	}{
+		{true, "all", `SYNCMODE="on"`, `SYNCMODE="on"`, ""},
+		{false, arch, "", `SYNCMODE="on"`, "SYNCMODE was missing"},
+		{true, arch, `SYNCMODE=""`, `SYNCMODE="on"`, "SYNCMODE was empty"},
+	} {
+		name := fmt.Sprintf("upgrade-from-0.5-3/cron-conffiles=%v,arch=%s,syncmode=%q", v.cronConffiles, v.arch, v.syncMode)
+		t.Run(name, func(t *testing.T) {
 			fresh(t)
 			old := buildOriginal(t, v.cronConffiles, v.arch)
 			aptInstall(t, old)
-			operatorConf := "# edited by the operator\nSYNCMODE=\"on\"\nSYNCSRC=\"192.0.2.10\"\nREMOTEODOO=\"odoo\"\n" +
-				"SUMMARYFILE=\"" + summaryLog + "\"\n"
+			rest := "SYNCSRC=\"192.0.2.10\"\nREMOTEODOO=\"odoo\"\nSUMMARYFILE=\"" + summaryLog + "\"\n"
+			operatorConf, upgradedConf := "# edited by the operator\n"+rest, "# edited by the operator\n"+rest+v.upgraded+"\n"
+			if v.syncMode != "" {
+				operatorConf = "# edited by the operator\n" + v.syncMode + "\n" + rest
+				upgradedConf = "# edited by the operator\n" + v.upgraded + "\n" + rest
+			}
 			history := "2026-10-01 06:52:01 :  ot-sync-from-source\n2026-11-26 09:17:03 :  ot-attachments-sync\n"
-			prodlab.WriteFileMode(t, conf, operatorConf, 0o644)
+			prodlab.WriteFileMode(t, conf, operatorConf, 0o640)
 			prodlab.WriteFileMode(t, summaryLog, history, 0o644)
 
-			aptInstall(t, deb)
+			out := aptInstall(t, deb)
 			if got := strings.TrimSpace(run(t, "dpkg-query", "--show", "--showformat", "${Version}", pkg)); got != version {
 				t.Fatalf("installed version %s, want %s", got, version)
 			}
-			if got := prodlab.ReadFile(t, conf); got != operatorConf {
-				t.Errorf("upgrade changed %s:\n%s", conf, got)
+			if got := prodlab.ReadFile(t, conf); got != upgradedConf {
+				t.Errorf("after the upgrade %s is:\n%s\nwant:\n%s", conf, got, upgradedConf)
+			}
+			if fi, err := os.Stat(conf); err != nil || fi.Mode().Perm() != 0o640 {
+				t.Errorf("upgrade changed the mode of %s: %v", conf, err)
+			}
+			if v.says != "" && !strings.Contains(out, v.says+" in "+conf) {
+				t.Errorf("the upgrade did not say %q:\n%s", v.says, out)
+			}
+			if v.says == "" && strings.Contains(out, "SYNCMODE") {
+				t.Errorf("the upgrade spoke of SYNCMODE, which was set:\n%s", out)
 			}
 			if got := prodlab.ReadFile(t, summaryLog); got != history {
 				t.Errorf("upgrade changed %s: %q", summaryLog, got)
@@ -166,11 +206,13 @@ func TestPackage(t *testing.T) {
 			if left, _ := filepath.Glob(summaryLog + ".dpkg-*"); len(left) > 0 {
 				t.Errorf("upgrade left %v", left)
 			}
-			checkInstalled(t, version, programs)
-			// The new programs work on the original's file: flip sync off
-			// in place, the rest of it kept.
-			run(t, "/usr/bin/ot-disable-sync")
-			want := strings.Replace(operatorConf, `SYNCMODE="on"`, `SYNCMODE="off"`, 1)
+			checkInstalled(t, version, names)
+			// The new programs work on the original's file, and sync is on:
+			// ot-disable-sync flips it off in place, the rest kept.
+			if out := run(t, "/usr/bin/ot-disable-sync"); strings.Contains(out, "already off") {
+				t.Errorf("ot-disable-sync found sync off after the upgrade: %q", out)
+			}
+			want := strings.Replace(upgradedConf, `SYNCMODE="on"`, `SYNCMODE="off"`, 1)
 			if got := prodlab.ReadFile(t, conf); got != want {
 				t.Errorf("ot-disable-sync rewrote %s as:\n%s", conf, got)
 			}
@@ -255,7 +297,7 @@ type hostState struct {
 	existed map[string]bool
 }
 
-var touched = []string{logDir, "/etc/odoo", "/etc/cron.d", "/etc/logrotate.d", "/etc/cron.hourly", "/etc/cron.monthly",
+var touched = []string{logDir, "/usr/libexec", "/etc/odoo", "/etc/cron.d", "/etc/logrotate.d", "/etc/cron.hourly", "/etc/cron.monthly",
 	"/usr/share/bash-completion", "/usr/share/bash-completion/completions"}
 
 // checkHostIsClean refuses to run where the package or its files already
@@ -338,24 +380,6 @@ func changelogVersion(t *testing.T, src string) string {
 	return m[1]
 }
 
-// programsIn lists the programs the package must install: cmd/*, plus the
-// ot-attachment-sync link when its target is there.
-func programsIn(t *testing.T, src string) []string {
-	t.Helper()
-	mains, _ := filepath.Glob(filepath.Join(src, "cmd/*/main.go"))
-	var progs []string
-	for _, m := range mains {
-		progs = append(progs, filepath.Base(filepath.Dir(m)))
-	}
-	if len(progs) == 0 {
-		t.Fatal("no cmd/*/main.go")
-	}
-	if slices.Contains(progs, "ot-attachments-sync") {
-		progs = append(progs, "ot-attachment-sync")
-	}
-	return progs
-}
-
 func buildDeb(t *testing.T, src, version, arch string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "deb")
@@ -403,35 +427,58 @@ func buildOriginal(t *testing.T, cronConffiles bool, arch string) string {
 
 // checkInstalled checks every program, its man page and its completion,
 // and the files the package installs beside them.
-func checkInstalled(t *testing.T, version string, programs []string) {
+func checkInstalled(t *testing.T, version string, names []string) {
 	t.Helper()
-	for _, p := range programs {
+	alias := map[string]string{}
+	for _, a := range programs.Aliases() {
+		alias[a.Name] = a.Program
+	}
+	for _, p := range names {
 		bin := "/usr/bin/" + p
+		// One binary, every command a link to it.
+		if target, err := os.Readlink(bin); err != nil || target != "../libexec/ot-redundancy/ot-redundancy" {
+			t.Errorf("%s: %q %v, want a link to ../libexec/ot-redundancy/ot-redundancy", bin, target, err)
+		}
+		prog := p
+		if alias[p] != "" {
+			prog = alias[p]
+		}
 		out, err := exec.Command(bin, "--version").CombinedOutput()
-		if err != nil || !strings.Contains(string(out), version) {
-			t.Errorf("%s --version: %v: %q, want %s", bin, err, out, version)
+		if err != nil || string(out) != prog+" "+version+"\n" {
+			t.Errorf("%s --version: %v: %q, want %q", bin, err, out, prog+" "+version)
 		}
 		out, err = exec.Command(bin, "--help").CombinedOutput()
-		if err != nil || !strings.HasPrefix(string(out), "Usage: ") {
+		if err != nil || !strings.HasPrefix(string(out), "Usage: "+prog+" ") || !strings.Contains(string(out), "\nEXIT STATUS") {
 			t.Errorf("%s --help: %v: %q", bin, err, out)
 		}
-		if !prodlab.Exists("/usr/share/man/man1/" + p + ".1.gz") {
-			t.Errorf("no man page for %s", p)
+		page := "/usr/share/man/man1/" + p + ".1.gz"
+		if alias[p] == "" {
+			checkManPage(t, page, `.SH "EXIT STATUS"`, `.SH "ENVIRONMENT"`, `.SH "FILES"`, ".BR ot\\-redundancy\\-sync.conf (5)")
+		} else if target, err := os.Readlink(page); err != nil || target != prog+".1.gz" {
+			t.Errorf("%s: %q %v, want a link to %s.1.gz", page, target, err, prog)
 		}
 		comp := "/usr/share/bash-completion/completions/" + p
 		if out, err := exec.Command("bash", "-c", `source "$1" && complete -p "$2"`, "bash", comp, p).CombinedOutput(); err != nil {
 			t.Errorf("bash completion for %s: %v: %s", p, err, out)
 		}
 	}
+	// Every key in the configuration file's page, from config.Defs.
+	conf5 := "/usr/share/man/man5/ot-redundancy-sync.conf.5.gz"
+	var keys []string
+	for _, d := range config.Defs {
+		keys = append(keys, "\\fB"+d.Name+"\\fR")
+	}
+	checkManPage(t, conf5, keys...)
 	// Built as the Makefile says: trimmed paths, no cgo, version stamped.
 	if goTool, err := exec.LookPath("go"); err == nil {
-		info := run(t, goTool, "version", "-m", "/usr/bin/"+programs[0])
+		info := run(t, goTool, "version", "-m", binary)
 		for _, want := range []string{"-trimpath=true", "CGO_ENABLED=0"} {
 			if !strings.Contains(info, want) {
-				t.Errorf("go version -m /usr/bin/%s lacks %s:\n%s", programs[0], want, info)
+				t.Errorf("go version -m %s lacks %s:\n%s", binary, want, info)
 			}
 		}
 	}
+	checkSystemd(t)
 	conffiles := run(t, "dpkg-query", "--show", "--showformat", "${Conffiles}", pkg)
 	for _, f := range []string{conf, cronFile, "/etc/logrotate.d/ot-redundancy"} {
 		if !strings.Contains(conffiles, " "+f+" ") {
@@ -439,8 +486,11 @@ func checkInstalled(t *testing.T, version string, programs []string) {
 		}
 	}
 	cron := prodlab.ReadFile(t, cronFile)
-	for _, want := range []string{"root\ttest -x /usr/bin/ot-attachments-sync && ot-attachments-sync --cron\n",
-		"root\ttest -x /usr/bin/ot-sync-from-source && ot-sync-from-source --cron\n"} {
+	for _, want := range []string{
+		"root\ttest -d /run/systemd/system || test ! -x /usr/bin/ot-attachments-sync || ot-attachments-sync --cron\n",
+		"root\ttest -d /run/systemd/system || test ! -x /usr/bin/ot-sync-from-source || ot-sync-from-source --cron\n",
+		"\n#MAILTO=",
+	} {
 		if !strings.Contains(cron, want) {
 			t.Errorf("%s lacks %q", cronFile, want)
 		}
@@ -454,6 +504,151 @@ func checkInstalled(t *testing.T, version string, programs []string) {
 	}
 	if strings.Contains(run(t, "dpkg-query", "--listfiles", pkg), summaryLog) {
 		t.Errorf("%s is a file of the package", summaryLog)
+	}
+}
+
+// checkManPage checks that a page renders without a warning from groff and
+// holds each of want in its source.
+func checkManPage(t *testing.T, page string, want ...string) {
+	t.Helper()
+	src := run(t, "zcat", page)
+	for _, w := range want {
+		if !strings.Contains(src, w) {
+			t.Errorf("%s lacks %q", page, w)
+		}
+	}
+	cmd := exec.Command("groff", "-man", "-Tutf8", "-ww", "-z")
+	cmd.Stdin = strings.NewReader(src)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("groff %s: %v: %s", page, err, out)
+	}
+}
+
+// checkSystemd checks the package's units with systemd-analyze verify (the
+// programs and man pages they name are installed now), and that the
+// timers are enabled while the services they start are not: installing
+// must not run a sync.
+func checkSystemd(t *testing.T) {
+	t.Helper()
+	var units, services []string
+	for _, f := range strings.Fields(run(t, "dpkg-query", "--listfiles", pkg)) {
+		if filepath.Dir(f) != unitDir {
+			continue
+		}
+		name := filepath.Base(f)
+		switch {
+		case strings.Contains(name, "@"):
+			// A template is verified through the instances that use it.
+		case strings.HasSuffix(name, ".timer"):
+			units = append(units, f)
+			if target, err := os.Readlink(filepath.Join(timerWants, name)); err != nil || target != f {
+				t.Errorf("%s is not enabled: %q %v", name, target, err)
+			}
+		case strings.HasSuffix(name, ".service"):
+			units = append(units, f)
+			services = append(services, strings.TrimSuffix(name, ".service"))
+		}
+	}
+	for _, want := range []string{"ot-attachments-sync", "ot-sync-from-source", "ot-status"} {
+		if !slices.Contains(services, want) || !slices.Contains(units, filepath.Join(unitDir, want+".timer")) {
+			t.Errorf("no %s.service and .timer in %s", want, unitDir)
+		}
+	}
+	for _, s := range services {
+		text := prodlab.ReadFile(t, filepath.Join(unitDir, s+".service"))
+		if !strings.Contains(text, "\nOnFailure=ot-redundancy-failure@%N.service\n") {
+			t.Errorf("%s.service has no OnFailure= hook", s)
+		}
+		// The hook's instance for this service, as OnFailure= names it.
+		units = append(units, "ot-redundancy-failure@"+s+".service")
+		if links, _ := filepath.Glob("/etc/systemd/system/*/" + s + ".service"); len(links) > 0 {
+			t.Errorf("%s.service is enabled (%v): only its timer should be", s, links)
+		}
+	}
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		prodlab.Missing(t, "no systemd-analyze to verify the units with")
+		return
+	}
+	cmd := exec.Command("systemd-analyze", append([]string{"verify"}, units...)...)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("systemd-analyze verify %s: %v\n%s", strings.Join(units, " "), err, out)
+	}
+}
+
+// cronStandsAside runs each job line of the installed cron file as cron
+// would, in a private mount namespace with a fresh /run: with
+// /run/systemd/system there (systemd is the init system, its timers run
+// the jobs) the line must do nothing; without, it must run the program.
+// The installed programs run against a configuration with sync on and no
+// production set, so that a run shows: it fails, saying so, and writes the
+// run log; cron would mail that output.
+func cronStandsAside(t *testing.T) {
+	prodlab.Require(t, "unshare", "mount")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "ot-redundancy-sync.conf")
+	runLog := filepath.Join(dir, "runs.log")
+	prodlab.WriteFileMode(t, cfg, "SYNCMODE=\"on\"\nSYNCSRC=\"NOT-SET\"\nRUN_LOG=\""+runLog+"\"\n"+
+		"LOCK_FILE=\""+filepath.Join(dir, "lock")+"\"\nSUMMARYFILE=\""+filepath.Join(dir, "summary.log")+"\"\n", 0o600)
+	var jobs []string
+	for _, line := range strings.Split(prodlab.ReadFile(t, cronFile), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 || strings.HasPrefix(f[0], "#") || strings.Contains(f[0], "=") {
+			continue
+		}
+		if f[5] != "root" {
+			t.Errorf("%s: job not run as root: %q", cronFile, line)
+		}
+		jobs = append(jobs, strings.Join(f[6:], " "))
+	}
+	if len(jobs) != 2 {
+		t.Fatalf("%s has %d jobs, want 2: %q", cronFile, len(jobs), jobs)
+	}
+	for _, job := range jobs {
+		for _, systemd := range []bool{true, false} {
+			os.Remove(runLog)
+			setup := "mount -t tmpfs tmpfs /run"
+			if systemd {
+				setup += " && mkdir -p /run/systemd/system"
+			}
+			cmd := exec.Command("unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", setup+" && exec /bin/sh -c \"$0\"", job)
+			cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "OT_CONFIG=" + cfg, "LANG=C"}
+			out, err := cmd.CombinedOutput()
+			ran := prodlab.Exists(runLog)
+			switch {
+			case systemd && (err != nil || len(out) > 0 || ran):
+				t.Errorf("%q with /run/systemd/system: %v: %q (ran: %v); want nothing, the timer runs it", job, err, out, ran)
+			case !systemd && (!strings.Contains(string(out), "SYNCSRC") || !ran):
+				t.Errorf("%q without systemd: %v: %q (ran: %v); want the program's error", job, err, out, ran)
+			}
+		}
+	}
+}
+
+// checkBuiltUsing checks Static-Built-Using against the binary in the
+// package: the Go toolchain and every module it links in.
+func checkBuiltUsing(t *testing.T, deb string) {
+	t.Helper()
+	field := run(t, "dpkg-deb", "--field", deb, "Static-Built-Using")
+	dir := t.TempDir()
+	run(t, "dpkg-deb", "--extract", deb, dir)
+	info, err := buildinfo.ReadFile(filepath.Join(dir, binary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVersion := strings.TrimPrefix(strings.Fields(info.GoVersion)[0], "go")
+	toolchain := "golang-" + goVersion[:strings.LastIndexByte(goVersion, '.')] + " (= " + goVersion + "), "
+	entries := strings.Split(strings.TrimSpace(field), ", ")
+	if !strings.HasPrefix(field, toolchain) || len(entries) != 1+len(info.Deps) {
+		t.Errorf("Static-Built-Using %q: want %sand one entry for each of the %d modules", field, toolchain, len(info.Deps))
+	}
+	for _, d := range info.Deps {
+		// The module's last two path elements name it well enough here:
+		// golang.org/x/sys is golang-golang-x-sys.
+		parts := strings.Split(strings.ToLower(d.Path), "/")
+		tail := "-" + strings.Join(parts[len(parts)-2:], "-") + " (= "
+		if !strings.Contains(field, tail) {
+			t.Errorf("Static-Built-Using lacks the module %s (%q): %s", d.Path, tail, field)
+		}
 	}
 }
 
@@ -471,9 +666,21 @@ func checkPurged(t *testing.T, h hostState, files []string) {
 	if s := string(out); s != "" && s != "not-installed" {
 		t.Errorf("after purge, %s is %s", pkg, s)
 	}
+	// deb-systemd-helper's links and state go with the package.
+	for _, pattern := range []string{timerWants + "/ot-*", "/var/lib/systemd/deb-systemd-helper-enabled/*/ot-*",
+		"/var/lib/systemd/deb-systemd-helper-enabled/ot-*"} {
+		if left, _ := filepath.Glob(pattern); len(left) > 0 {
+			t.Errorf("purge left %v", left)
+		}
+	}
 	for _, f := range append(files, conf) {
 		fi, err := os.Lstat(f)
 		if err != nil {
+			continue
+		}
+		// usrmerge's /lib -> usr/lib: a directory of the system's, which
+		// dpkg lists for the units in it and never removes.
+		if st, err := os.Stat(f); err == nil && st.IsDir() && fi.Mode()&os.ModeSymlink != 0 {
 			continue
 		}
 		if !fi.IsDir() {
@@ -484,14 +691,18 @@ func checkPurged(t *testing.T, h hostState, files []string) {
 	}
 }
 
-func aptInstall(t *testing.T, deb string) {
+// aptInstall installs deb and returns what apt-get and the maintainer
+// scripts printed.
+func aptInstall(t *testing.T, deb string) string {
 	t.Helper()
 	// confdef/confold: what an unattended upgrade does with a conffile
 	// the operator changed: keep the operator's.
-	if out, err := apt("install", "--no-install-recommends",
-		"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", deb); err != nil {
+	out, err := apt("install", "--no-install-recommends",
+		"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", deb)
+	if err != nil {
 		t.Fatalf("apt-get install %s: %v\n%s", deb, err, out)
 	}
+	return string(out)
 }
 
 func purge(t *testing.T) {

@@ -28,9 +28,11 @@ type Block struct {
 }
 
 // Section is a titled part of the help: a list of terms (flags, arguments,
-// exit codes) and any plain text.
+// exit codes) and any plain text. Note is what the title line adds in
+// parentheses: "EXIT STATUS (monitoring-plugin convention; ...)".
 type Section struct {
 	Title string
+	Note  string
 	Items []Item
 	Text  []Block
 }
@@ -64,7 +66,8 @@ func ParseHelp(text string) (*Help, error) {
 		case line == "":
 			blk = nil
 		case indent == 0 && isTitle(line):
-			h.Sections = append(h.Sections, Section{Title: strings.TrimSuffix(line, ":")})
+			title, note := splitTitle(line)
+			h.Sections = append(h.Sections, Section{Title: title, Note: note})
 			sec, blk = &h.Sections[len(h.Sections)-1], nil
 		case sec != nil && indent > 0:
 			blk = nil
@@ -99,15 +102,27 @@ func ParseHelp(text string) (*Help, error) {
 	return h, nil
 }
 
-// isTitle tells a section title: "Flags:" or "EXIT STATUS".
+// capsTitle is an ALL CAPS title, with an optional note in parentheses.
+var capsTitle = regexp.MustCompile(`^([A-Z][A-Z ]*[A-Z])(?: \((.+)\))?$`)
+
+// isTitle tells a section title: "Flags:", "EXIT STATUS", or "EXIT STATUS
+// (a note)" as ot-status prints it.
 func isTitle(line string) bool {
-	if strings.Contains(line, "  ") || len(line) > 40 {
+	if strings.Contains(line, "  ") {
 		return false
 	}
 	if strings.HasSuffix(line, ":") {
-		return true
+		return len(line) <= 40
 	}
-	return strings.ToUpper(line) == line && strings.ToLower(line) != line
+	return capsTitle.MatchString(line)
+}
+
+// splitTitle returns a title line's title and its note, if any.
+func splitTitle(line string) (title, note string) {
+	if m := capsTitle.FindStringSubmatch(line); m != nil {
+		return m[1], m[2]
+	}
+	return strings.TrimSuffix(line, ":"), ""
 }
 
 // Summary is the first sentence of the description, as a man page's NAME
