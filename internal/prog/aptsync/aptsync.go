@@ -416,8 +416,8 @@ func (a *apt) install(all, now []string, o *outcome) run.Step {
 func (a *apt) mark(names []string, o *outcome) run.Step {
 	plan := o.without(names)
 	s := a.step(fmt.Sprintf("mark the %d package(s) production marks manual manual here too", len(plan)), "apt-mark", append([]string{"manual", "--"}, plan...)...)
-	if len(plan) == 0 {
-		s.Argv = nil
+	if len(plan) == 0 { // none known yet: the install step's comment says so
+		s.What, s.Argv = "", nil
 	}
 	s.Do = func(ctx context.Context) error {
 		mark := o.without(names)
