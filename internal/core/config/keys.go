@@ -55,6 +55,7 @@ const (
 	RemotePip                         // REMOTE_PIP
 	PipAlignVersions                  // PIP_ALIGN_VERSIONS
 	PipBreakSystemPackages            // PIP_BREAK_SYSTEM_PACKAGES
+	PipAllowSdist                     // PIP_ALLOW_SDIST
 	Promoted                          // PROMOTED
 	OdooService                       // ODOO_SERVICE
 	OdooURL                           // ODOO_URL
@@ -113,6 +114,7 @@ var Defs = [...]Def{
 	{RemotePip, "REMOTE_PIP", "", KindCommand, "pip on production; empty: the same as PIP (both machines have the same layout)."},
 	{PipAlignVersions, "PIP_ALIGN_VERSIONS", "no", KindYesNo, "Also move packages installed at another version to production's version."},
 	{PipBreakSystemPackages, "PIP_BREAK_SYSTEM_PACKAGES", "no", KindYesNo, "Allow installing into an externally managed (PEP 668) Python."},
+	{PipAllowSdist, "PIP_ALLOW_SDIST", "no", KindYesNo, "Let ot-pip-sync build packages from source (sdist) when no wheel fits; the build runs the package's code as PIP's owner."},
 	{Promoted, "PROMOTED", "no", KindYesNo, "Set by ot-disable-standby-mode: this machine is production now and never syncs again."},
 	{OdooService, "ODOO_SERVICE", "odoo", KindWords, "Odoo's service name on the standby."},
 	{OdooURL, "ODOO_URL", "", KindURL, "URL that must answer after promotion (/web/login before Odoo 15); empty: /web/health at odoo.conf's http_interface and http_port (xmlrpc_* before Odoo 11; 0.0.0.0 or none means 127.0.0.1), else http://127.0.0.1:8069."},

@@ -20,6 +20,10 @@ type Pkg struct {
 	Name    string
 	Version string
 	Arch    string // "all" when empty
+	// Files are installed besides its README: absolute path -> content
+	// (directories on the way are part of the package too, as dpkg-deb
+	// records them).
+	Files map[string]string
 }
 
 func (p Pkg) arch() string {
@@ -33,20 +37,35 @@ func (p Pkg) control() string {
 	return fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: ot-redundancy tests <tests@example.invalid>\nSection: misc\nPriority: optional\nInstalled-Size: 1\nDescription: ot-redundancy test package\n", p.Name, p.Version, p.arch())
 }
 
+// Deb builds p into dir and returns the .deb's path.
+func Deb(t testing.TB, dir string, p Pkg) string {
+	t.Helper()
+	mkdir(t, dir)
+	root := filepath.Join(t.TempDir(), p.Name)
+	mkdir(t, filepath.Join(root, "DEBIAN"))
+	doc := filepath.Join(root, "usr", "share", "doc", p.Name)
+	mkdir(t, doc)
+	write(t, filepath.Join(root, "DEBIAN", "control"), p.control())
+	write(t, filepath.Join(doc, "README"), "ot-redundancy test package "+p.Name+" "+p.Version+"\n")
+	for path, content := range p.Files {
+		if !filepath.IsAbs(path) {
+			t.Fatalf("apttest: %s: file %q is not absolute", p.Name, path)
+		}
+		mkdir(t, filepath.Dir(filepath.Join(root, path)))
+		write(t, filepath.Join(root, path), content)
+	}
+	deb := filepath.Join(dir, fmt.Sprintf("%s_%s_%s.deb", p.Name, p.Version, p.arch()))
+	cmd(t, "", "dpkg-deb", "--root-owner-group", "-Zgzip", "--build", root, deb)
+	return deb
+}
+
 // Repo builds pkgs into dir (created, world-readable so apt's _apt user can
 // read it) with a Packages index, and returns its sources.list line.
 func Repo(t testing.TB, dir string, pkgs ...Pkg) string {
 	t.Helper()
 	mkdir(t, dir)
 	for _, p := range pkgs {
-		root := filepath.Join(t.TempDir(), p.Name)
-		mkdir(t, filepath.Join(root, "DEBIAN"))
-		doc := filepath.Join(root, "usr", "share", "doc", p.Name)
-		mkdir(t, doc)
-		write(t, filepath.Join(root, "DEBIAN", "control"), p.control())
-		write(t, filepath.Join(doc, "README"), "ot-redundancy test package "+p.Name+" "+p.Version+"\n")
-		deb := filepath.Join(dir, fmt.Sprintf("%s_%s_%s.deb", p.Name, p.Version, p.arch()))
-		cmd(t, "", "dpkg-deb", "--root-owner-group", "-Zgzip", "--build", root, deb)
+		Deb(t, dir, p)
 	}
 	index := cmd(t, dir, "dpkg-scanpackages", "--multiversion", ".", "/dev/null")
 	write(t, filepath.Join(dir, "Packages"), index)
@@ -121,24 +140,52 @@ func PurgeAtCleanup(t testing.TB, names ...string) {
 		if len(present) == 0 {
 			return
 		}
-		c := exec.Command("dpkg", append([]string{"--purge", "--"}, present...)...)
-		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		// Other tests may hold the dpkg lock for a moment.
-		for range 60 {
-			out, err := c.CombinedOutput()
-			if err == nil {
-				return
-			}
-			if !strings.Contains(string(out), "lock") {
-				t.Errorf("apttest: purge %v: %v\n%s", present, err, out)
-				return
-			}
-			c = exec.Command(c.Args[0], c.Args[1:]...)
-			c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-			sleep()
+		if out, err := dpkg(append([]string{"--purge", "--"}, present...)...); err != nil {
+			t.Errorf("apttest: purge %v: %v\n%s", present, err, out)
 		}
-		t.Errorf("apttest: purge %v: dpkg lock busy", present)
 	})
+}
+
+// Install installs p on the host with dpkg -i, and purges it when the test
+// ends (it must not be installed when it starts).
+func Install(t testing.TB, p Pkg) {
+	t.Helper()
+	PurgeAtCleanup(t, p.Name)
+	deb := Deb(t, t.TempDir(), p)
+	if out, err := dpkg("-i", deb); err != nil {
+		t.Fatalf("apttest: dpkg -i %s: %v\n%s", deb, err, out)
+	}
+}
+
+// dpkg runs dpkg with args, waiting while other tests hold its lock.
+func dpkg(args ...string) ([]byte, error) {
+	for range 60 {
+		c := exec.Command("dpkg", args...)
+		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		out, err := c.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "lock") {
+			return out, err
+		}
+		sleep()
+	}
+	return nil, fmt.Errorf("dpkg %s: the dpkg lock stayed busy", strings.Join(args, " "))
+}
+
+// State is the host's dpkg state: "name:arch" -> "status version" of every
+// package but other tests' lab packages (all named "ot..."), which may
+// come and go meanwhile; packages named prefix... are kept.
+func State(t testing.TB, prefix string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	out := cmd(t, "", "dpkg-query", "-W", "-f", "${Package}:${Architecture} ${db:Status-Abbrev} ${Version}\n")
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		key, val, _ := strings.Cut(line, " ")
+		if strings.HasPrefix(key, "ot") && !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		m[key] = val
+	}
+	return m
 }
 
 func mkdir(t testing.TB, dir string) {

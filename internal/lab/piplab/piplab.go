@@ -4,7 +4,9 @@
 package piplab
 
 import (
+	"archive/tar"
 	"archive/zip"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -60,6 +62,73 @@ func (w Wheel) Build(t testing.TB, dir string) string {
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
+	}
+	return path
+}
+
+// Sdist is a tiny source distribution whose build, as pip runs it, writes
+// Marker (saying which uid built it) and then makes a wheel: a build runs
+// code the package chose, as whoever runs pip. Its build backend is in
+// the tree (PEP 517 backend-path) and needs nothing from an index.
+type Sdist struct {
+	Name    string // as written in PKG-INFO, e.g. "ot-pip-src"
+	Version string
+	Marker  string // absolute path of the file the build writes
+}
+
+// backend is the sdist's build backend: build_wheel writes the marker and
+// a py3-none-any wheel of one module.
+const backend = `import base64, hashlib, os, zipfile
+NAME, DIST, VERSION, MARKER = %q, %q, %q, %q
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open(MARKER, "w") as f:
+        f.write("built by uid %%d\n" %% os.getuid())
+    info = "%%s-%%s.dist-info" %% (DIST, VERSION)
+    files = {
+        DIST.lower() + ".py": "VERSION = %%r\n" %% VERSION,
+        info + "/METADATA": "Metadata-Version: 2.1\nName: %%s\nVersion: %%s\n" %% (NAME, VERSION),
+        info + "/WHEEL": "Wheel-Version: 1.0\nGenerator: ot-redundancy piplab\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = ""
+    for path, content in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content.encode()).digest()).rstrip(b"=").decode()
+        record += "%%s,sha256=%%s,%%d\n" %% (path, digest, len(content))
+    files[info + "/RECORD"] = record + info + "/RECORD,,\n"
+    name = "%%s-%%s-py3-none-any.whl" %% (DIST, VERSION)
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        for path, content in files.items():
+            z.writestr(path, content)
+    return name
+`
+
+// Build writes the sdist (NAME-VERSION.tar.gz) into dir and returns its path.
+func (s Sdist) Build(t testing.TB, dir string) string {
+	t.Helper()
+	dist := strings.ReplaceAll(s.Name, "-", "_")
+	top := dist + "-" + s.Version + "/"
+	files := [][2]string{
+		{top + "pyproject.toml", "[build-system]\nrequires = []\nbuild-backend = \"otbackend\"\nbackend-path = [\".\"]\n"},
+		{top + "PKG-INFO", fmt.Sprintf("Metadata-Version: 2.1\nName: %s\nVersion: %s\n", s.Name, s.Version)},
+		{top + "otbackend.py", fmt.Sprintf(backend, s.Name, dist, s.Version, s.Marker)},
+	}
+	path := filepath.Join(dir, dist+"-"+s.Version+".tar.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	for _, file := range files {
+		hdr := &tar.Header{Name: file[0], Mode: 0o644, Size: int64(len(file[1])), Typeflag: tar.TypeReg}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(file[1]))
+	}
+	for _, c := range []interface{ Close() error }{tw, gz, f} {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return path
 }

@@ -4,6 +4,10 @@
 //
 // Production's list is untrusted input: every line must be a Debian package
 // name (optionally ":arch") or the run is refused before apt sees anything.
+// apt-get then gets only names its cache holds exactly (apt-cache pkgnames,
+// asked again after the update): it reads any other name as something else,
+// a removal (openssh-server-), a name past APT_DENY (foo+), a regular
+// expression (zstd.). Those are refused, named, and the rest installed.
 // apt-get runs unattended (DEBIAN_FRONTEND=noninteractive, local conffiles
 // kept), waits a bounded time for the dpkg lock, and gets "--" before names.
 //
@@ -104,6 +108,7 @@ func MakePlan(prod []string, native string, installed, manual map[string]bool, d
 type Inventory struct {
 	Production []string // production's manual packages, validated, normalized
 	Standby    []string // this machine's manual packages, normalized
+	Arch       string   // this machine's native architecture
 	Plan       Plan
 }
 
@@ -130,7 +135,7 @@ func Take(j *job.Job, opts Options) (*Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
-	inv := &Inventory{Plan: MakePlan(prod, native, installed, manual, j.Cfg.Words(config.AptDeny))}
+	inv := &Inventory{Arch: native, Plan: MakePlan(prod, native, installed, manual, j.Cfg.Words(config.AptDeny))}
 	for _, n := range prod {
 		inv.Production = append(inv.Production, normalize(n, native))
 	}
@@ -153,30 +158,75 @@ func Sync(j *job.Job, opts Options) error {
 		return nil
 	}
 	a := newApt(j, opts)
-	var missing []string // production's packages apt cannot find here
+	o := &outcome{}
 	var steps []run.Step
 	if len(p.Install) > 0 {
-		steps = append(steps, a.update(), a.install(p.Install, &missing))
+		// The plan holds only names apt knows now, so that a pasted command
+		// never carries one apt would misread; the real run asks again
+		// after the update, which may bring new packages.
+		now, refused, err := a.exact(j.Ctx, p.Install)
+		if err != nil {
+			return err
+		}
+		o.refused = refused
+		steps = append(steps, a.update(), a.install(p.Install, now, o))
 	}
-	return j.Runner.Apply(j.Ctx, append(steps, a.mark(p.Mark, &missing), run.Step{Do: func(context.Context) error {
-		return a.report(p, missing)
+	return j.Runner.Apply(j.Ctx, append(steps, a.mark(p.Mark, o), run.Step{Do: func(context.Context) error {
+		return a.report(o)
 	}})...)
 }
 
-// report says what the sync did; a package apt could not find fails the run.
-func (a *apt) report(p Plan, missing []string) error {
-	installed := slices.DeleteFunc(slices.Clone(p.Install), func(n string) bool { return slices.Contains(missing, n) })
-	if len(installed) > 0 {
-		a.j.Printf("apt: installed %d package(s) from production's manual set: %s\n", len(installed), strings.Join(installed, " "))
+// shown is how many names an error line holds; the log has them all.
+const shown = 5
+
+// outcome is what the install and mark steps did, for the report.
+type outcome struct {
+	refused   []string // not names apt's cache holds exactly: never given to apt-get
+	missing   []string // given to apt-get, which could not install them
+	installed []string
+	marked    int
+}
+
+// without is names minus those refused or missing.
+func (o *outcome) without(names []string) []string {
+	return slices.DeleteFunc(slices.Clone(names), func(n string) bool {
+		return slices.Contains(o.refused, n) || slices.Contains(o.missing, n)
+	})
+}
+
+// report says what the sync did. A package not installed fails the run:
+// exit 8 when nothing else changed and every one was refused before apt-get
+// saw it, else 1, naming what was installed.
+func (a *apt) report(o *outcome) error {
+	if len(o.installed) > 0 {
+		a.j.Printf("apt: installed %d package(s) from production's manual set: %s\n", len(o.installed), strings.Join(o.installed, " "))
 	}
-	if marked := len(p.Mark) - len(missing); marked > len(installed) {
-		a.j.Printf("apt: marked %d installed package(s) manual\n", marked-len(installed))
+	if o.marked > len(o.installed) {
+		a.j.Printf("apt: marked %d installed package(s) manual\n", o.marked-len(o.installed))
 	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's package(s) %s not available from this standby's apt sources", strings.Join(missing, ", ")), "add the repository (ot-conf-sync copies production's apt sources), or add the name to APT_DENY")
+	bad := slices.Sorted(slices.Values(slices.Concat(o.refused, o.missing)))
+	if len(bad) == 0 {
+		return nil
 	}
-	return nil
+	if len(bad) > shown {
+		a.j.Log.Warn().Strs("packages", bad).Msg("production's packages not available from this standby's apt sources")
+	}
+	msg := fmt.Sprintf("production's package(s) %s not available from this standby's apt sources", Few(bad, shown))
+	if len(o.refused) > 0 {
+		msg += " (a name apt does not know exactly is never given to apt-get)"
+	}
+	code := cli.ExitFailure
+	switch extra := o.marked - len(o.installed); {
+	case len(o.installed) > 0 && extra > 0:
+		msg += fmt.Sprintf("; %d other package(s) installed and %d marked manual", len(o.installed), extra)
+	case len(o.installed) > 0:
+		msg += fmt.Sprintf("; %d other package(s) installed", len(o.installed))
+	case extra > 0:
+		msg += fmt.Sprintf("; %d other package(s) marked manual", extra)
+	case len(o.missing) == 0:
+		code, msg = cli.ExitRefused, msg+"; nothing was changed"
+	}
+	return cli.Fail(code, msg, "add the repository that has them (ot-conf-sync copies production's apt sources), or add them to APT_DENY")
 }
 
 // apt builds and runs this machine's apt-get and apt-mark commands.
@@ -192,7 +242,9 @@ func newApt(j *job.Job, opts Options) *apt {
 		wait = j.Cfg.Duration(config.LockWait)
 	}
 	secs := int((wait + time.Second - 1) / time.Second)
-	cfg := []string{"DPkg::Lock::Timeout=" + strconv.Itoa(secs)}
+	// Pattern-Only: apt-get and apt-mark never read a name as a regular
+	// expression or a glob (Exact keeps such names away too).
+	cfg := []string{"DPkg::Lock::Timeout=" + strconv.Itoa(secs), "APT::Cmd::Pattern-Only=true"}
 	// A standby whose apt configuration lives elsewhere (APT_DIR) reads its
 	// configuration from there: that is where ot-conf-sync puts production's
 	// (sources, trusted keys, preferences), as ot-conf-sync's update does.
@@ -278,18 +330,66 @@ func (a *apt) update() run.Step {
 	return s
 }
 
-// install installs names. Packages apt cannot find are added to missing
-// (and the rest installed anyway); any other failure is an error. Its
-// preview is apt-get's own simulation.
-func (a *apt) install(names []string, missing *[]string) run.Step {
-	s := a.step(fmt.Sprintf("install the %d package(s) production marks manual and this standby lacks", len(names)), "apt-get")
-	s.Argv = a.installArgv(names, false)
+// known returns the package names apt's cache holds (apt-cache pkgnames:
+// every package with a version, from the lists and dpkg's status) and
+// dpkg's foreign architectures. Read-only.
+func (a *apt) known(ctx context.Context) (names, foreign map[string]bool, err error) {
+	out, err := a.j.Runner.Exec(ctx, run.Step{Argv: a.argv("apt-cache", "pkgnames"), Env: aptEnv})
+	if err != nil {
+		return nil, nil, cli.Fail(cli.ExitFailure, "cannot list the packages this standby's apt knows (apt-cache pkgnames): "+run.Brief(err), "check apt here; nothing was installed")
+	}
+	names = map[string]bool{}
+	for _, n := range strings.Fields(string(out)) {
+		names[n] = true
+	}
+	out, err = a.j.Runner.Query(ctx, "dpkg", "--print-foreign-architectures")
+	if err != nil {
+		return nil, nil, cli.Fail(cli.ExitFailure, "cannot ask dpkg for this machine's foreign architectures: "+run.Brief(err), "check dpkg here; nothing was installed")
+	}
+	foreign = map[string]bool{}
+	for _, arch := range strings.Fields(string(out)) {
+		foreign[arch] = true
+	}
+	return names, foreign, nil
+}
+
+// exact splits names into those apt's cache holds exactly and the rest.
+func (a *apt) exact(ctx context.Context, names []string) (ok, refused []string, err error) {
+	known, foreign, err := a.known(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ok, refused = Exact(names, known, foreign)
+	return ok, refused, nil
+}
+
+// install installs the names of all that apt's cache holds exactly once the
+// lists are updated (now: those it holds before, for the plan); the others
+// are refused. Packages apt-get cannot install are added to o.missing (and
+// the rest installed anyway); any other failure is an error. Its preview is
+// apt-get's own simulation.
+func (a *apt) install(all, now []string, o *outcome) run.Step {
+	s := a.step("install the package(s) production marks manual and this standby lacks, once the update brings them", "apt-get")
+	s.Argv = nil
+	if len(now) > 0 {
+		s.What = fmt.Sprintf("install the %d package(s) production marks manual and this standby lacks", len(now))
+		s.Argv = a.installArgv(now, false)
+	}
+	if len(o.refused) > 0 {
+		s.Show = []string{fmt.Sprintf("not in this standby's apt cache, so never given to apt-get (the real run asks again after the update): %s", Few(o.refused, shown))}
+	}
 	s.Do = func(ctx context.Context) error {
+		names, refused, err := a.exact(ctx, all)
+		if err != nil {
+			return err
+		}
+		o.refused = refused
 		for len(names) > 0 {
 			try := s
 			try.Argv = a.installArgv(names, false)
 			out, err := a.j.Runner.Exec(ctx, try)
 			if err == nil {
+				o.installed = names
 				return nil
 			}
 			unknown := Unknown(run.Stderr(err))
@@ -298,20 +398,29 @@ func (a *apt) install(names []string, missing *[]string) run.Step {
 			if len(names) == n { // none of ours: no progress
 				return a.explain(err, out, "apt-get install")
 			}
-			*missing = append(*missing, unknown...)
+			o.missing = append(o.missing, unknown...)
 		}
 		return nil
 	}
-	s.Preview = func(ctx context.Context) error { return a.simulate(ctx, names) }
+	s.Preview = func(ctx context.Context) error {
+		if len(now) == 0 {
+			return nil
+		}
+		return a.simulate(ctx, now)
+	}
 	return s
 }
 
-// mark marks production's manual packages manual here too, but those apt
-// could not find.
-func (a *apt) mark(names []string, missing *[]string) run.Step {
-	s := a.step(fmt.Sprintf("mark the %d package(s) production marks manual manual here too", len(names)), "apt-mark", append([]string{"manual", "--"}, names...)...)
+// mark marks production's manual packages manual here too, but those
+// refused or not installed.
+func (a *apt) mark(names []string, o *outcome) run.Step {
+	plan := o.without(names)
+	s := a.step(fmt.Sprintf("mark the %d package(s) production marks manual manual here too", len(plan)), "apt-mark", append([]string{"manual", "--"}, plan...)...)
+	if len(plan) == 0 { // none known yet: the install step's comment says so
+		s.What, s.Argv = "", nil
+	}
 	s.Do = func(ctx context.Context) error {
-		mark := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return slices.Contains(*missing, n) })
+		mark := o.without(names)
 		if len(mark) == 0 {
 			return nil
 		}
@@ -320,6 +429,7 @@ func (a *apt) mark(names []string, missing *[]string) run.Step {
 		if out, err := a.j.Runner.Exec(ctx, m); err != nil {
 			return a.explain(err, out, "apt-mark manual")
 		}
+		o.marked = len(mark)
 		return nil
 	}
 	return s

@@ -57,3 +57,29 @@ func TestUnknown(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestExact(t *testing.T) {
+	known := map[string]bool{"g++": true, "zstd": true, "openssh-server": true, "libc6": true}
+	foreign := map[string]bool{"i386": true}
+	names := []string{"g++", "zstd", "libc6:i386", "openssh-server-", "zstd+", "zstd.", "libc6:any", "libc6:armhf", "ghost"}
+	ok, refused := Exact(names, known, foreign)
+	if !slices.Equal(ok, []string{"g++", "zstd", "libc6:i386"}) ||
+		!slices.Equal(refused, []string{"openssh-server-", "zstd+", "zstd.", "libc6:any", "libc6:armhf", "ghost"}) {
+		t.Fatalf("ok %v, refused %v", ok, refused)
+	}
+	if got := Few([]string{"a", "b", "c"}, 2); got != "a, b and 1 more" {
+		t.Fatal(got)
+	}
+	if got := Few([]string{"a", "b"}, 2); got != "a, b" {
+		t.Fatal(got)
+	}
+}
+
+func TestDeniedIgnoresArchitecture(t *testing.T) {
+	deny := strings.Fields("linux-image-* intel-microcode")
+	for name, want := range map[string]string{"linux-image-amd64:i386": "linux-image-*", "intel-microcode:amd64": "intel-microcode", "intel-microcode+": "", "zstd": ""} {
+		if got := Denied(name, deny); got != want {
+			t.Errorf("Denied(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

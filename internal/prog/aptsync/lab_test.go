@@ -2,6 +2,8 @@ package aptsync
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,10 +50,18 @@ func startLab(t *testing.T, repoPkgs, prodPkgs []aptlab.Pkg, auto []string, bind
 	}
 	p := prodlab.Start(t, prodlab.Options{Binds: b})
 	conf := filepath.Join(dir, "ot.conf")
-	// PG_CLUSTER names no cluster: a host PostgreSQL must not look like promotion.
-	p.WriteConfig(t, conf, map[string]string{"APT_DIR": aptDir, "PG_CLUSTER": "99/none"})
-	return &lab{prod: p, conf: conf, dir: dir, opts: Options{Config: aptlab.Private(t, filepath.Join(dir, "state")), LockWait: 30 * time.Second},
+	l := &lab{prod: p, conf: conf, dir: dir, opts: Options{Config: aptlab.Private(t, filepath.Join(dir, "state")), LockWait: 30 * time.Second},
 		env: []string{aptlab.HookFreeEnv(t, dir)}}
+	l.configure(t, nil)
+	return l
+}
+
+// configure writes the lab's configuration, with extra keys.
+func (l *lab) configure(t *testing.T, extra map[string]string) {
+	// PG_CLUSTER names no cluster: a host PostgreSQL must not look like promotion.
+	kv := map[string]string{"APT_DIR": filepath.Join(l.dir, "apt"), "PG_CLUSTER": "99/none"}
+	maps.Copy(kv, extra)
+	l.prod.WriteConfig(t, l.conf, kv)
 }
 
 // sync runs ot-apt-sync's job in this process and returns its exit code,
@@ -84,24 +94,24 @@ func TestSyncInstallsProductionsManualPackages(t *testing.T) {
 	aptlab.PurgeAtCleanup(t, a.Name, b.Name, dep.Name, fw.Name)
 	manualBefore := aptlab.Manual(t)
 
-	// A dry run shows the list and the commands, and changes nothing.
+	// A dry run changes nothing. Before the lists know the repository,
+	// its commands name no package apt does not know (the real run asks
+	// again after its update).
 	code, out, _ := l.sync(t, true)
-	if code != 0 || !strings.Contains(out, "# install the 2 package(s) production marks manual and this standby lacks\n") ||
-		!strings.Contains(out, "install -- otaptsync-a otaptsync-b\n") || !strings.Contains(out, "apt-mark -o") {
+	if code != 0 || !strings.Contains(out, "#   not in this standby's apt cache, so never given to apt-get (the real run asks again after the update): otaptsync-a, otaptsync-b\n") ||
+		strings.Contains(out, "install --") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
 	if aptlab.Installed(t, a.Name) != "" || l.stamped(t) {
 		t.Fatal("the dry run installed or stamped")
 	}
-	// With lists that know the repository, the preview has apt-get's simulation.
-	argv := []string{"apt-get"}
-	for _, kv := range append(l.sourceOpts(), l.opts.Config...) {
-		argv = append(argv, "-o", kv)
-	}
-	if _, err := (&run.Runner{Env: l.env}).Query(context.Background(), append(argv, "-q", "update")...); err != nil {
-		t.Fatal(err)
-	}
-	if code, out, _ = l.sync(t, true); code != 0 || !strings.Contains(out, "#   Inst otaptsync-a (1.0 ") {
+	// With lists that know the repository, the commands name the packages
+	// and the preview has apt-get's simulation.
+	l.apt(t, "apt-get", "-q", "update")
+	code, out, _ = l.sync(t, true)
+	if code != 0 || !strings.Contains(out, "# install the 2 package(s) production marks manual and this standby lacks\n") ||
+		!strings.Contains(out, "install -- otaptsync-a otaptsync-b\n") || !strings.Contains(out, "apt-mark -o") ||
+		!strings.Contains(out, "#   Inst otaptsync-a (1.0 ") || strings.Contains(out, "not in this standby's apt cache") {
 		t.Fatalf("dry run with lists: exit %d\n%s", code, out)
 	}
 
@@ -141,9 +151,19 @@ func TestSyncInstallsProductionsManualPackages(t *testing.T) {
 	}
 }
 
-func (l *lab) sourceOpts() []string {
-	apt := filepath.Join(l.dir, "apt")
-	return []string{"Dir::Etc=" + apt + "/"}
+// apt runs an apt tool with the lab's sources, lists and cache, and
+// returns its stdout.
+func (l *lab) apt(t *testing.T, tool string, args ...string) string {
+	t.Helper()
+	argv := []string{tool, "-o", "Dir::Etc=" + filepath.Join(l.dir, "apt") + "/"}
+	for _, kv := range l.opts.Config {
+		argv = append(argv, "-o", kv)
+	}
+	out, err := (&run.Runner{Env: l.env}).Query(context.Background(), append(argv, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
 
 func TestUnknownPackageIsNamedAndTheRestInstalled(t *testing.T) {
@@ -152,7 +172,7 @@ func TestUnknownPackageIsNamedAndTheRestInstalled(t *testing.T) {
 	l := startLab(t, []aptlab.Pkg{a}, []aptlab.Pkg{a, ghost}, nil, nil)
 	aptlab.PurgeAtCleanup(t, a.Name, ghost.Name)
 	code, _, stderr := l.sync(t, false)
-	if code != cli.ExitFailure || !strings.Contains(stderr, "ot-apt-sync: error: production's package(s) otaptsync-ghost not available from this standby's apt sources; ") {
+	if code != cli.ExitFailure || !strings.Contains(stderr, "ot-apt-sync: error: production's package(s) otaptsync-ghost not available from this standby's apt sources (a name apt does not know exactly is never given to apt-get); 1 other package(s) installed; ") {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	if aptlab.Installed(t, a.Name) != "1.0" {
@@ -165,13 +185,20 @@ func TestUnknownPackageIsNamedAndTheRestInstalled(t *testing.T) {
 
 // fakeAptMark makes production's apt-mark print out and exit with code.
 func fakeAptMark(t *testing.T, out string, code int) map[string]string {
+	binds, _ := fakeAptMarkFile(t, out, code)
+	return binds
+}
+
+// fakeAptMarkFile is fakeAptMark, and the file holding what it prints:
+// rewrite it to change production's listing between runs.
+func fakeAptMarkFile(t *testing.T, out string, code int) (map[string]string, string) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	data := filepath.Join(dir, "out")
 	prodlab.WriteFile(t, data, out)
 	script := filepath.Join(dir, "apt-mark")
 	prodlab.WriteFileMode(t, script, "#!/bin/sh\ncat "+data+"\necho 'E: simulated failure' >&2\nexit "+strconv.Itoa(code)+"\n", 0o755)
-	return map[string]string{"/usr/bin/apt-mark": script}
+	return map[string]string{"/usr/bin/apt-mark": script}, data
 }
 
 func TestHostileOrFailedListingChangesNothing(t *testing.T) {
@@ -243,4 +270,118 @@ func TestHeldDpkgLockGivesABoundedWaitNamingIt(t *testing.T) {
 	if aptlab.Installed(t, a.Name) != "" {
 		t.Fatal("installed despite the lock")
 	}
+}
+
+// Production's names that apt-get would read as something other than one
+// package — a trailing '-' that removes (openssh-server-), a trailing '+'
+// that slips past APT_DENY, a regular expression (zstd.), an architecture
+// this machine does not have — never reach apt-get: each is named, the
+// intended package is installed, and nothing else on this host changes.
+// Lines that cannot be package names at all (a search pattern, a version
+// or release selector) refuse the whole run.
+func TestNameTricksNeverReachAptGet(t *testing.T) {
+	keep := aptlab.Pkg{Name: "otaptsync-keep", Version: "1.0"} // stands for openssh-server
+	want := aptlab.Pkg{Name: "otaptsync-ok", Version: "1.0"}
+	rxa := aptlab.Pkg{Name: "otaptsync-rxa", Version: "1.0"}
+	rxb := aptlab.Pkg{Name: "otaptsync-rxb", Version: "1.0"}
+	denied := aptlab.Pkg{Name: "otaptsync-denied", Version: "1.0"}
+	binds, listing := fakeAptMarkFile(t, "", 0)
+	l := startLab(t, []aptlab.Pkg{keep, want, rxa, rxb, denied}, nil, nil, binds)
+	l.configure(t, map[string]string{"APT_DENY": denied.Name})
+	aptlab.PurgeAtCleanup(t, want.Name, rxa.Name, rxb.Name, denied.Name)
+	aptlab.Install(t, keep)
+	l.apt(t, "apt-get", "-q", "update")
+
+	// The tricks are live: given to the real apt-get, each would change
+	// this host beyond the one package it names.
+	live := map[string][]string{
+		keep.Name + "-":       {"Remv otaptsync-keep "},
+		"otaptsync-rx.":       {"Inst otaptsync-rxa ", "Inst otaptsync-rxb "},
+		denied.Name + "+":     {"Inst otaptsync-denied "},
+		"?name(otaptsync-rx)": {"Inst otaptsync-rxa ", "Inst otaptsync-rxb "},
+		rxa.Name + "=1.0":     {"Inst otaptsync-rxa "},
+	}
+	for name, effects := range live {
+		out := l.apt(t, "apt-get", "-s", "-q", "install", "--", name)
+		for _, e := range effects {
+			if !strings.Contains(out, e) {
+				t.Fatalf("apt-get -s install %s: no %q; the lab does not reproduce the trick:\n%s", name, e, out)
+			}
+		}
+	}
+
+	before, manualBefore := aptlab.State(t, "otaptsync-"), aptlab.Manual(t)
+	tricks := []string{"otaptsync-denied+", "otaptsync-keep-", "otaptsync-rx.", "otaptsync-rxa:any"}
+	prodlab.WriteFile(t, listing, want.Name+"\n"+strings.Join(tricks, "\n")+"\n")
+
+	// The plan's commands (the lines an operator could paste) hold none.
+	code, out, _ := l.sync(t, true)
+	if code != 0 || !strings.Contains(out, " -o APT::Cmd::Pattern-Only=true ") || !strings.Contains(out, "install -- otaptsync-ok\n") ||
+		!strings.Contains(out, "#   not in this standby's apt cache, so never given to apt-get (the real run asks again after the update): "+strings.Join(tricks, ", ")+"\n") {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		for _, trick := range tricks {
+			if !strings.HasPrefix(line, "#") && strings.Contains(line, trick) {
+				t.Errorf("a command of the plan holds %q: %s", trick, line)
+			}
+		}
+	}
+
+	code, _, stderr := l.sync(t, false)
+	msg := "ot-apt-sync: error: production's package(s) " + strings.Join(tricks, ", ") + " not available from this standby's apt sources (a name apt does not know exactly is never given to apt-get); 1 other package(s) installed; add the repository that has them (ot-conf-sync copies production's apt sources), or add them to APT_DENY\n"
+	if code != cli.ExitFailure || stderr != msg {
+		t.Fatalf("exit %d, stderr %q; want 1, %q", code, stderr, msg)
+	}
+	wantState := maps.Clone(before)
+	wantState[want.Name+":all"] = "ii  1.0"
+	if after := aptlab.State(t, "otaptsync-"); !maps.Equal(after, wantState) {
+		t.Errorf("dpkg's state changed beyond %s:\n%s", want.Name, stateDiff(wantState, after))
+	}
+	manual := aptlab.Manual(t)
+	for n := range manual {
+		if !manualBefore[n] && n != want.Name && (!strings.HasPrefix(n, "ot") || strings.HasPrefix(n, "otaptsync-")) {
+			t.Errorf("%s became manual", n)
+		}
+	}
+	if !manual[want.Name] {
+		t.Errorf("%s is not manual", want.Name)
+	}
+
+	// Only tricks left to do: refused, and nothing was changed (exit 8).
+	code, _, stderr = l.sync(t, false)
+	if code != cli.ExitRefused || !strings.Contains(stderr, "never given to apt-get); nothing was changed; ") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if after := aptlab.State(t, "otaptsync-"); !maps.Equal(after, wantState) {
+		t.Errorf("dpkg's state changed:\n%s", stateDiff(wantState, after))
+	}
+
+	// Not a package name at all: the whole listing is refused.
+	for _, line := range []string{"?name(otaptsync-rx)", rxa.Name + "=1.0", rxa.Name + "/stable"} {
+		prodlab.WriteFile(t, listing, rxb.Name+"\n"+line+"\n")
+		code, _, stderr = l.sync(t, false)
+		if code != cli.ExitRefused || !strings.Contains(stderr, `printed "`+line+`": not a Debian package name; nothing was installed`) {
+			t.Errorf("%s: exit %d, stderr %q", line, code, stderr)
+		}
+	}
+	if after := aptlab.State(t, "otaptsync-"); !maps.Equal(after, wantState) {
+		t.Errorf("dpkg's state changed:\n%s", stateDiff(wantState, after))
+	}
+}
+
+// stateDiff lists the packages whose dpkg state differs.
+func stateDiff(want, got map[string]string) string {
+	var b strings.Builder
+	for k, v := range want {
+		if got[k] != v {
+			fmt.Fprintf(&b, "%s: want %q, got %q\n", k, v, got[k])
+		}
+	}
+	for k, v := range got {
+		if _, ok := want[k]; !ok {
+			fmt.Fprintf(&b, "%s: want absent, got %q\n", k, v)
+		}
+	}
+	return b.String()
 }

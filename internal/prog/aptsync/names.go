@@ -65,6 +65,34 @@ func normalize(name, native string) string {
 	return name
 }
 
+// Exact splits names (normalized) into those apt knows exactly and the
+// rest. A name is exact when it is in known (the package names of apt's
+// cache, apt-cache pkgnames) and its ":arch", if any, is one of this
+// machine's foreign architectures (the native one and "all" are normalized
+// away). Any other name must never reach apt-get, which reads a name it
+// does not know as something else: a trailing '-' removes the package
+// before it (openssh-server-), a trailing '+' installs it past APT_DENY,
+// and '.' or '+' inside make a regular expression (zstd.).
+func Exact(names []string, known, foreign map[string]bool) (ok, refused []string) {
+	for _, n := range names {
+		base, arch, qualified := strings.Cut(n, ":")
+		if known[base] && (!qualified || foreign[arch]) {
+			ok = append(ok, n)
+		} else {
+			refused = append(refused, n)
+		}
+	}
+	return ok, refused
+}
+
+// Few names the first n of names, and how many more there are.
+func Few(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}
+
 // Denied returns the first deny pattern matching name (without its
 // architecture), or "".
 func Denied(name string, patterns []string) string {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -97,7 +98,7 @@ func TestSyncInstallsProductionsVersions(t *testing.T) {
 
 	code, out, _ := l.sync(t, true, Options{})
 	if code != 0 || !strings.Contains(out, "# install production's 2 pip package(s) missing here, at production's versions\n") ||
-		!strings.Contains(out, "install --no-input --disable-pip-version-check ot-pip-a==1.0 ot-pip-c==0.3rc1\n") ||
+		!strings.Contains(out, "install --no-input --disable-pip-version-check --only-binary=:all: ot-pip-a==1.0 ot-pip-c==0.3rc1\n") ||
 		!strings.Contains(out, "pip: Would install ot-pip-a-1.0 ot-pip-c-0.3rc1\n") ||
 		strings.Contains(out, "--break-system-packages") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
@@ -167,7 +168,7 @@ func TestExternallyManagedPythonGivesOneLine(t *testing.T) {
 	// whose pip --dry-run then resolves from the wheelhouse).
 	l.config(t, map[string]string{"PIP": "/usr/bin/python3 -m pip", "PIP_BREAK_SYSTEM_PACKAGES": "yes"})
 	l.env = []string{"PIP_NO_INDEX=1", "PIP_FIND_LINKS=" + l.wheelhouse}
-	if code, out, _ := l.sync(t, true, Options{}); code != 0 || !strings.Contains(out, "/usr/bin/python3 -m pip install --no-input --disable-pip-version-check --break-system-packages ot-pip-a==1.0\n") ||
+	if code, out, _ := l.sync(t, true, Options{}); code != 0 || !strings.Contains(out, "/usr/bin/python3 -m pip install --no-input --disable-pip-version-check --only-binary=:all: --break-system-packages ot-pip-a==1.0\n") ||
 		!strings.Contains(out, "pip: Would install ot-pip-a-1.0\n") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
@@ -192,5 +193,69 @@ func TestUnknownRequirementIsNamed(t *testing.T) {
 	}
 	if got := piplab.Versions(t, l.standbyPip); got["ot-pip-a"] != "1.0" {
 		t.Fatalf("standby has %v", got)
+	}
+}
+
+// A package this standby's index has only as source is refused by default
+// (its build would run the package's code), with one line naming the key
+// that allows it. Allowed, in a virtualenv that belongs to another user,
+// pip runs as that user: the build's marker is that user's, not root's.
+func TestSourceOnlyIsRefusedThenBuiltAsTheVenvOwner(t *testing.T) {
+	const owner, uid = "daemon", 1
+	l := startLab(t, wheels, []string{"ot-pip-a==1.0"}, []string{"ot-pip-a==1.0"})
+	// Production has ot-pip-src (as a wheel); this standby's index has
+	// only its source, whose build writes the marker.
+	wheel := piplab.Wheel{Name: "ot-pip-src", Version: "1.0"}.Build(t, l.wheelhouse)
+	piplab.Run(t, append(strings.Fields(l.prodPip), "install", "-q", "ot-pip-src==1.0")...)
+	os.Remove(wheel)
+	marks := filepath.Join(l.dir, "marks")
+	prodlab.Mkdir(t, marks)
+	os.Chmod(marks, 0o1777)
+	marker := filepath.Join(marks, "built")
+	piplab.Sdist{Name: "ot-pip-src", Version: "1.0", Marker: marker}.Build(t, l.wheelhouse)
+	venv := filepath.Dir(filepath.Dir(strings.Fields(l.standbyPip)[0]))
+	piplab.Run(t, "chown", "-R", owner+":", venv)
+
+	code, _, stderr := l.sync(t, false, Options{})
+	want := "ot-pip-sync: error: production's pip package(s) ot-pip-src==1.0 exist only as source (sdist) here, and a build runs the package's code: refused, only wheels are installed; nothing was installed; set PIP_ALLOW_SDIST=yes in " + l.conf + " to let pip build them (as " + owner + "), or install them by hand\n"
+	if code != cli.ExitRefused || stderr != want {
+		t.Fatalf("exit %d, stderr %q; want 8, %q", code, stderr, want)
+	}
+	if prodlab.Exists(marker) || piplab.Versions(t, l.standbyPip)["ot-pip-src"] != "" {
+		t.Fatal("built or installed despite the refusal")
+	}
+
+	// Allowed: a dry run says what it would build, and as whom, and builds
+	// nothing.
+	l.config(t, map[string]string{"PIP_ALLOW_SDIST": "yes"})
+	code, out, _ := l.sync(t, true, Options{})
+	if code != 0 || !strings.Contains(out, "pip: would build from source (PIP_ALLOW_SDIST=yes), as "+owner+": ot-pip-src==1.0\n") ||
+		!strings.Contains(out, "# install production's 1 pip package(s) missing here, at production's versions, as "+owner+", who owns "+venv+"\n") ||
+		!strings.Contains(out, "HOME=") || !strings.Contains(out, " setpriv --reuid="+owner+" ") || strings.Contains(out, "--only-binary") {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+	if prodlab.Exists(marker) {
+		t.Fatal("the dry run built the package")
+	}
+	if code, _, _ = l.sync(t, false, Options{}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	fi, err := os.Stat(marker)
+	if err != nil {
+		t.Fatalf("the build did not run: %v", err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || prodlab.ReadFile(t, marker) != "built by uid 1\n" {
+		t.Fatalf("the build ran as uid %d (%q), not as %s", st.Uid, prodlab.ReadFile(t, marker), owner)
+	}
+	if got := piplab.Versions(t, l.standbyPip)["ot-pip-src"]; got != "1.0" {
+		t.Fatalf("ot-pip-src %q installed", got)
+	}
+	// What pip installed is the owner's, like the rest of the virtualenv.
+	mods, _ := filepath.Glob(filepath.Join(venv, "lib", "python3*", "site-packages", "ot_pip_src.py"))
+	if len(mods) != 1 {
+		t.Fatalf("installed module: %v", mods)
+	}
+	if fi, err := os.Stat(mods[0]); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uid {
+		t.Fatalf("%s: %v, not %s's", mods[0], err, owner)
 	}
 }

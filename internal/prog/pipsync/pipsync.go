@@ -8,6 +8,11 @@
 // and versions are validated (PEP 508, PEP 440) before use: a valid name or
 // version never starts with '-', so none can become a pip option, and nothing
 // is ever passed as a requirements file.
+//
+// Still, a valid name and version may select any project on the index, so
+// pip installs wheels only (a source build runs the package's code) unless
+// PIP_ALLOW_SDIST=yes, and runs as the owner of PIP's virtualenv when that
+// is not root (see Local).
 package pipsync
 
 import (
@@ -121,7 +126,9 @@ func Take(j *job.Job, opts Options) (*Inventory, error) {
 	if len(remotePip) == 0 || len(localPip) == 0 {
 		return nil, cli.Fail(cli.ExitConfig, "PIP and REMOTE_PIP must name a pip command", "set them in "+j.Cfg.Path)
 	}
-	prod, err := list(func(argv ...string) ([]byte, error) { return j.Remote(ctx, argv...) }, remotePip)
+	prod, err := list(func(args ...string) ([]byte, error) {
+		return j.Remote(ctx, append(slices.Clone(remotePip), args...)...)
+	})
 	if err != nil {
 		var ce *cli.Error
 		if errors.As(err, &ce) {
@@ -132,7 +139,8 @@ func Take(j *job.Job, opts Options) (*Inventory, error) {
 	if err := Validate(prod); err != nil {
 		return nil, cli.Fail(cli.ExitRefused, fmt.Sprintf("%s on %s listed %v", shellquote.Join(remotePip...), host, err), "nothing was installed; check production's Python packages")
 	}
-	local, err := list(func(argv ...string) ([]byte, error) { return j.Runner.Query(ctx, argv...) }, localPip)
+	pip := Standby(localPip)
+	local, err := list(func(args ...string) ([]byte, error) { return j.Runner.Exec(ctx, pip.Step(args...)) })
 	if err != nil {
 		return nil, cli.Fail(cli.ExitFailure, fmt.Sprintf("cannot list this standby's pip packages (%s): %v", shellquote.Join(localPip...), err), "check PIP")
 	}
@@ -168,13 +176,14 @@ func Sync(j *job.Job, opts Options) error {
 	for i, d := range p.Install {
 		reqs[i] = d.Name + "==" + d.Version
 	}
-	return j.Runner.Apply(j.Ctx, installStep(j, j.Cfg.Command(config.Pip), reqs))
+	return j.Runner.Apply(j.Ctx, installStep(j, Standby(j.Cfg.Command(config.Pip)), reqs))
 }
 
 // list returns the distributions pip reports, from `pip inspect`, or from
-// `pip list --format=json` where pip is too old to inspect.
-func list(query func(argv ...string) ([]byte, error), pip []string) ([]Dist, error) {
-	out, err := query(append(slices.Clone(pip), "inspect", "--no-input", "--disable-pip-version-check")...)
+// `pip list --format=json` where pip is too old to inspect; pip runs
+// args with pip(args...).
+func list(pip func(args ...string) ([]byte, error)) ([]Dist, error) {
+	out, err := pip("inspect", "--no-input", "--disable-pip-version-check")
 	if err == nil {
 		return ParseInspect(out)
 	}
@@ -182,7 +191,7 @@ func list(query func(argv ...string) ([]byte, error), pip []string) ([]Dist, err
 	if !errors.As(err, &re) || !strings.Contains(re.Stderr, `unknown command "inspect"`) {
 		return nil, err
 	}
-	out, err = query(append(slices.Clone(pip), "list", "--format=json", "--no-input", "--disable-pip-version-check")...)
+	out, err = pip("list", "--format=json", "--no-input", "--disable-pip-version-check")
 	if err != nil {
 		return nil, err
 	}
@@ -191,36 +200,71 @@ func list(query func(argv ...string) ([]byte, error), pip []string) ([]Dist, err
 
 var notFoundRE = regexp.MustCompile(`(?m)No matching distribution found for (\S+)`)
 
-// installStep installs reqs; requirements pip cannot find are named in the
-// error (the rest are installed anyway), any other failure is an error.
-// Its preview runs the same loop with pip's own read-only `install
-// --dry-run`: it resolves against the index and checks PEP 668 as the real
-// run would, so the preview names what the real run would install, not
-// find, or refuse.
-func installStep(j *job.Job, pip, reqs []string) run.Step {
-	argv := append(slices.Clone(pip), "install", "--no-input", "--disable-pip-version-check")
-	if j.Cfg.Yes(config.PipBreakSystemPackages) {
-		argv = append(argv, "--break-system-packages")
+// wheelsOnly keeps pip from building a source distribution: a build runs
+// the package's own code, and production's name and version may select
+// any project on the index.
+const wheelsOnly = "--only-binary=:all:"
+
+// installStep installs reqs with pip, wheels only unless PIP_ALLOW_SDIST=yes;
+// requirements pip cannot install are named in the error (the rest are
+// installed anyway), any other failure is an error. Its preview runs the
+// same loop with pip's own read-only `install --dry-run`, always wheels
+// only (a dry run never builds): it resolves against the index and checks
+// PEP 668 as the real run would, so the preview names what the real run
+// would install, build, not find, or refuse.
+func installStep(j *job.Job, pip Local, reqs []string) run.Step {
+	sdist := j.Cfg.Yes(config.PipAllowSdist)
+	args := []string{"install", "--no-input", "--disable-pip-version-check"}
+	if !sdist {
+		args = append(args, wheelsOnly)
+	} else if pip.User == "root" {
+		j.Log.Warn().Msg("PIP_ALLOW_SDIST=yes and PIP belongs to root: a package built from source runs its code as root; give PIP a virtualenv owned by ODOO_USER")
 	}
-	s := run.Step{What: fmt.Sprintf("install production's %d pip package(s) missing here, at production's versions", len(reqs)),
-		Argv: append(slices.Clone(argv), reqs...), Timeout: time.Hour}
+	if j.Cfg.Yes(config.PipBreakSystemPackages) {
+		args = append(args, "--break-system-packages")
+	}
+	argv := pip.Argv(args...)
+	s := pip.Step()
+	s.What = fmt.Sprintf("install production's %d pip package(s) missing here, at production's versions", len(reqs))
+	if pip.User != "root" {
+		s.What += ", as " + pip.User + ", who owns " + pip.Owned
+	}
+	s.Argv, s.Timeout = append(slices.Clone(argv), reqs...), time.Hour
 	if j.G.Verbose {
 		s.Stdout = j.Stderr
 	}
 	s.Do = func(ctx context.Context) error {
-		_, missing, err := install(ctx, j, s, argv, reqs)
-		if done := len(reqs) - len(missing); err == nil && done > 0 {
+		_, missing, err := install(ctx, j, s, argv, reqs, !sdist)
+		var source []string
+		if err == nil && !sdist {
+			source, missing = sourceOnly(ctx, j, pip, missing)
+		}
+		done := len(reqs) - len(missing) - len(source)
+		if err == nil && done > 0 {
 			j.Printf("pip: installed %d package(s) at production's versions\n", done)
 		}
-		return notFound(j, err, missing)
+		return notInstalled(j, pip, err, done, missing, source)
 	}
 	s.Preview = func(ctx context.Context) error {
-		out, missing, err := install(ctx, j, run.Step{Timeout: time.Hour}, append(slices.Clone(argv), "--dry-run"), reqs)
+		dry := slices.Clone(argv)
+		if sdist {
+			dry = append(dry, wheelsOnly)
+		}
+		dry = append(dry, "--dry-run")
+		out, missing, err := install(ctx, j, run.Step{Env: s.Env, Dir: s.Dir, Timeout: time.Hour}, dry, reqs, true)
 		if line := wouldInstall(out); line != "" {
 			j.Printf("pip: %s\n", line)
 		}
+		var source []string
+		if err == nil {
+			source, missing = sourceOnly(ctx, j, pip, missing)
+		}
+		if sdist && len(source) > 0 {
+			j.Printf("pip: would build from source (PIP_ALLOW_SDIST=yes), as %s: %s\n", pip.User, strings.Join(source, " "))
+			source = nil
+		}
 		var ce *cli.Error
-		if err = notFound(j, err, missing); errors.As(err, &ce) {
+		if err = notInstalled(j, pip, err, len(reqs)-len(missing)-len(source), missing, source); errors.As(err, &ce) {
 			// The preview is complete: it says what the real run would meet.
 			j.Printf("pip: the real run would fail: %s\n", ce.Error())
 			return nil
@@ -230,19 +274,77 @@ func installStep(j *job.Job, pip, reqs []string) run.Step {
 	return s
 }
 
-// notFound is err, or the error naming the requirements pip did not find.
-func notFound(j *job.Job, err error, missing []string) error {
-	if err != nil || len(missing) == 0 {
+// sourceOnly splits the requirements ("name==version") pip did not find
+// as wheels into those the index has as source only, and the rest. pip
+// index lists a project's versions, source or not, without building
+// anything; a pip without it (older than 21.2) leaves all in missing.
+func sourceOnly(ctx context.Context, j *job.Job, pip Local, reqs []string) (source, missing []string) {
+	for _, r := range reqs {
+		name, version, _ := strings.Cut(r, "==")
+		out, err := j.Runner.Exec(ctx, pip.Step("index", "versions", "--no-input", "--disable-pip-version-check", name))
+		if err == nil && slices.ContainsFunc(Available(out), func(v string) bool { return strings.EqualFold(v, version) }) {
+			source = append(source, r)
+		} else {
+			missing = append(missing, r)
+		}
+	}
+	return source, missing
+}
+
+// Available reads the versions `pip index versions` lists.
+func Available(out []byte) []string {
+	for line := range strings.Lines(string(out)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Available versions:"); ok {
+			return strings.Fields(strings.ReplaceAll(v, ",", " "))
+		}
+	}
+	return nil
+}
+
+// notInstalled is err, or the error naming the requirements not installed:
+// missing (pip did not find them) and source (only a source distribution,
+// while PIP_ALLOW_SDIST is no). When only source ones are left and
+// nothing was installed, that is a refusal: exit 8.
+func notInstalled(j *job.Job, pip Local, err error, done int, missing, source []string) error {
+	if err != nil || len(missing)+len(source) == 0 {
 		return err
 	}
 	slices.Sort(missing)
-	return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's pip package(s) %s not found by %s", strings.Join(missing, ", "), shellquote.Join(j.Cfg.Command(config.Pip)...)), "check pip's index settings here (pip.conf), or install them by hand")
+	slices.Sort(source)
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, fmt.Sprintf("production's pip package(s) %s not found by %s", few(missing), shellquote.Join(pip.Pip...)))
+	}
+	if len(source) > 0 {
+		parts = append(parts, fmt.Sprintf("production's pip package(s) %s exist only as source (sdist) here, and a build runs the package's code: refused, only wheels are installed", few(source)))
+	}
+	code, msg := cli.ExitFailure, strings.Join(parts, "; ")
+	switch {
+	case done > 0:
+		msg += fmt.Sprintf("; %d other package(s) installed", done)
+	case len(missing) == 0:
+		code, msg = cli.ExitRefused, msg+"; nothing was installed"
+	}
+	hint := "check pip's index settings here (pip.conf), or install them by hand"
+	if len(source) > 0 {
+		hint = fmt.Sprintf("set PIP_ALLOW_SDIST=yes in %s to let pip build them (as %s), or install them by hand", j.Cfg.Path, pip.User)
+	}
+	return cli.Fail(code, msg, hint)
+}
+
+// few names the first five of names, and how many more there are.
+func few(names []string) string {
+	if len(names) <= 5 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:5], ", "), len(names)-5)
 }
 
 // install runs argv with reqs, dropping each requirement pip names as not
 // found (returned in missing) and trying again with the rest: pip stops at
-// the first it cannot find.
-func install(ctx context.Context, j *job.Job, s run.Step, argv, reqs []string) (out []byte, missing []string, err error) {
+// the first it cannot find. wheels says pip was told to install wheels
+// only, for the message when a dependency has none.
+func install(ctx context.Context, j *job.Job, s run.Step, argv, reqs []string, wheels bool) (out []byte, missing []string, err error) {
 	for len(reqs) > 0 {
 		s.Argv = append(slices.Clone(argv), reqs...)
 		out, err = j.Runner.Exec(ctx, s)
@@ -261,7 +363,11 @@ func install(ctx context.Context, j *job.Job, s run.Step, argv, reqs []string) (
 		n := len(reqs)
 		reqs = slices.DeleteFunc(slices.Clone(reqs), func(r string) bool { return slices.Contains(unknown, r) })
 		if len(reqs) == n { // none of ours: no progress
-			return nil, missing, cli.Fail(cli.ExitFailure, "pip install failed: "+err.Error(), "run it by hand to see pip's full output")
+			hint := "run it by hand to see pip's full output"
+			if wheels && len(unknown) > 0 {
+				hint = "a dependency, " + unknown[0] + ", has no wheel that fits here: only wheels are installed unless PIP_ALLOW_SDIST=yes in " + j.Cfg.Path + "; " + hint
+			}
+			return nil, missing, cli.Fail(cli.ExitFailure, "pip install failed: "+err.Error(), hint)
 		}
 		missing = append(missing, unknown...)
 	}

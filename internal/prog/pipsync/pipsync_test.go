@@ -2,7 +2,12 @@ package pipsync
 
 import (
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
 
 func TestValidNameAndVersion(t *testing.T) {
@@ -72,5 +77,57 @@ func TestParseList(t *testing.T) {
 	}
 	if _, err := ParseInspect([]byte(`{"version": "2", "installed": []}`)); err == nil {
 		t.Fatal("unknown report version accepted")
+	}
+}
+
+func TestAvailable(t *testing.T) {
+	out := []byte("WARNING: pip index is currently an experimental command.\not-pip-src (1.0)\nAvailable versions: 1.0, 0.9rc1\n")
+	if got := Available(out); !slices.Equal(got, []string{"1.0", "0.9rc1"}) {
+		t.Fatal(got)
+	}
+	if got := Available([]byte("ERROR: No matching distribution found for x\n")); got != nil {
+		t.Fatal(got)
+	}
+}
+
+// PIP runs as root only when root owns its virtualenv and its program;
+// otherwise as the first other owner found, through setpriv.
+func TestStandbyRunsPipAsTheVenvOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		prodlab.Missing(t, "needs root (chown)")
+	}
+	dir := t.TempDir()
+	venv := filepath.Join(dir, "venv")
+	python := filepath.Join(venv, "bin", "python")
+	prodlab.WriteFile(t, filepath.Join(venv, "pyvenv.cfg"), "home = /usr/bin\n")
+	prodlab.WriteFile(t, python, "")
+	other := filepath.Join(dir, "pip3")
+	prodlab.WriteFile(t, other, "")
+	pip := []string{python, "-m", "pip"}
+	argv := func(l Local) string { return strings.Join(l.Argv("list"), " ") + " | " + strings.Join(l.env, " ") }
+
+	if l := Standby(pip); l.User != "root" || argv(l) != python+" -m pip list | " {
+		t.Fatalf("root's venv: %s %s", l.User, argv(l))
+	}
+	for _, owned := range []string{filepath.Join(venv, "pyvenv.cfg"), venv, python} {
+		chown(t, owned, 1, 1)
+		want := "setpriv --reuid=daemon --regid=1 --init-groups -- " + python + " -m pip list | HOME=/usr/sbin USER=daemon LOGNAME=daemon"
+		if l := Standby(pip); l.User != "daemon" || l.Owned != owned || argv(l) != want {
+			t.Errorf("%s daemon's: %s owns %s: %s", owned, l.User, l.Owned, argv(l))
+		}
+		chown(t, owned, 0, 0)
+	}
+	// A program outside a virtualenv; an owner without a passwd entry.
+	chown(t, other, 54321, 54322)
+	want := "setpriv --reuid=54321 --regid=54322 --clear-groups -- " + other + " list | HOME=/ USER=54321 LOGNAME=54321"
+	if l := Standby([]string{other}); l.User != "54321" || argv(l) != want {
+		t.Errorf("%s: %s", l.User, argv(l))
+	}
+}
+
+func chown(t *testing.T, path string, uid, gid int) {
+	t.Helper()
+	if err := os.Lchown(path, uid, gid); err != nil {
+		t.Fatal(err)
 	}
 }

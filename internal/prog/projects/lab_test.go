@@ -2,6 +2,7 @@ package projects
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/aptlab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/clilab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
@@ -260,5 +262,75 @@ func TestTransferFailureMovesNothing(t *testing.T) {
 	}
 	if !prodlab.Exists(filepath.Join(f.share, "stale-odoo", "s.py")) || f.summary(t) != "" {
 		t.Errorf("stale project moved or summary written: %q", f.summary(t))
+	}
+}
+
+// A standby project directory a Debian package owns is apt's: never
+// copied into, moved or deleted, whether production lacks it or has
+// another copy; it is named, and the rest syncs.
+func TestPackagedDirectoriesAreLeftAlone(t *testing.T) {
+	prodlab.Require(t, "dpkg", "dpkg-deb", "dpkg-query")
+	f := newFixture(t)
+	pkg := aptlab.Pkg{Name: "otprojects-pkg", Version: "1.0", Files: map[string]string{
+		filepath.Join(f.share, "pkg-odoo", "__init__.py"):  "packaged\n",
+		filepath.Join(f.share, "both-odoo", "__init__.py"): "packaged\n",
+	}}
+	aptlab.Install(t, pkg)
+	prodlab.WriteFile(t, filepath.Join(f.prod, "a-odoo", "a.py"), "a\n")
+	prodlab.WriteFile(t, filepath.Join(f.prod, "both-odoo", "__init__.py"), "production's copy\n")
+	prodlab.WriteFile(t, filepath.Join(f.prod, "both-odoo", "extra.py"), "extra\n")
+	prodlab.WriteFile(t, filepath.Join(f.share, "stale-odoo", "s.py"), "s\n")
+
+	code, out := f.sync(t, true)
+	for _, name := range []string{"both-odoo", "pkg-odoo"} {
+		if !strings.Contains(out, "left alone: "+filepath.Join(f.share, name)+" belongs to Debian package(s) otprojects-pkg (dpkg-query -S)") {
+			t.Errorf("dry run does not name %s", name)
+		}
+	}
+	if code != 0 || strings.Contains(out, ":"+filepath.Join(f.share, "both-odoo")) || strings.Contains(out, "mv -T -- "+filepath.Join(f.share, "pkg-odoo")) ||
+		!strings.Contains(out, "mv -T -- "+filepath.Join(f.share, "stale-odoo")) {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+
+	code, out = f.sync(t, false)
+	if code != 0 || !strings.Contains(out, "synced 1 projects from "+f.lab.Addr+" (1 added, 0 changed, 0 deleted); 1 stale moved to ") ||
+		!strings.Contains(out, "; 2 left alone (Debian packages own them)") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, name := range []string{"both-odoo", "pkg-odoo"} {
+		if got := prodlab.ReadFile(t, filepath.Join(f.share, name, "__init__.py")); got != "packaged\n" {
+			t.Errorf("%s/__init__.py = %q", name, got)
+		}
+	}
+	if prodlab.Exists(filepath.Join(f.share, "both-odoo", "extra.py")) {
+		t.Error("production's file was copied into a packaged directory")
+	}
+	// dpkg sees its files as it installed them: content, owner and mode.
+	if out, err := exec.Command("dpkg", "--verify", pkg.Name).CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("dpkg --verify %s: %v\n%s", pkg.Name, err, out)
+	}
+	for _, p := range []string{"both-odoo", "pkg-odoo"} {
+		fi, err := os.Stat(filepath.Join(f.share, p, "__init__.py"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: uid %d gid %d mode %v", p, st.Uid, st.Gid, fi.Mode())
+		}
+	}
+	if got := prodlab.ReadFile(t, filepath.Join(f.share, "a-odoo", "a.py")); got != "a\n" || prodlab.Exists(filepath.Join(f.share, "stale-odoo")) {
+		t.Errorf("the rest did not sync: a.py %q, stale-odoo still here: %v", got, prodlab.Exists(filepath.Join(f.share, "stale-odoo")))
+	}
+	if bk := f.backups(t); len(bk) != 1 || filepath.Base(bk[0]) != "stale-odoo" {
+		t.Errorf("backups %v", bk)
+	}
+
+	// Production without any project: the packaged ones are not the
+	// standby's projects to keep, so this is no empty listing to refuse.
+	os.RemoveAll(filepath.Join(f.prod, "a-odoo"))
+	os.RemoveAll(filepath.Join(f.prod, "both-odoo"))
+	os.RemoveAll(filepath.Join(f.share, "a-odoo"))
+	if code, out := f.sync(t, false); code != 0 || !strings.Contains(out, "nothing to do") || !prodlab.Exists(filepath.Join(f.share, "pkg-odoo", "__init__.py")) {
+		t.Fatalf("exit %d\n%s", code, out)
 	}
 }

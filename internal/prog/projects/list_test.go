@@ -1,6 +1,7 @@
 package projects
 
 import (
+	"maps"
 	"slices"
 	"testing"
 )
@@ -42,5 +43,18 @@ func TestStale(t *testing.T) {
 	got := Stale([]string{"a", "b", "c"}, []string{"b", "d"})
 	if !slices.Equal(got, []string{"a", "c"}) {
 		t.Fatal(got)
+	}
+}
+
+func TestParseOwners(t *testing.T) {
+	out := []byte("x-odoo, y-odoo: /usr/share/a-odoo\n" +
+		"diversion by z from: /usr/share/b-odoo\n" +
+		"other: /usr/share/c-odoo/sub\n" +
+		"other: /usr/lib/a-odoo\n" +
+		"dpkg-query: no path found matching pattern /usr/share/d-odoo\n")
+	got := ParseOwners(out, "/usr/share", []string{"a-odoo", "b-odoo", "c-odoo", "d-odoo"})
+	want := map[string]string{"a-odoo": "x-odoo, y-odoo", "b-odoo": "diversion by z from"}
+	if !maps.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }

@@ -15,7 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,7 +69,16 @@ type Inventory struct {
 	Dir        string   // PROJECTS_DIR
 	Production []string // production's projects (PROJECTS_PATTERN, not PROJECTS_EXCLUDE)
 	Standby    []string // the standby's
-	Stale      []string // the standby's that production no longer has
+	Stale      []string // the standby's that production no longer has (none a package owns)
+	// Packaged are the standby's project directories a Debian package owns
+	// (name -> packages): apt's to change, so never synced, moved or deleted.
+	Packaged map[string]string
+}
+
+// Sources are production's projects the sync copies: all but those whose
+// standby directory a Debian package owns.
+func (inv *Inventory) Sources() []string {
+	return slices.DeleteFunc(slices.Clone(inv.Production), func(n string) bool { return inv.Packaged[n] != "" })
 }
 
 // Take lists the projects on both sides; production's listing runs a fixed
@@ -93,10 +104,15 @@ func Take(j *job.Job) (*Inventory, error) {
 	if err != nil {
 		return nil, cli.Fail(cli.ExitFailure, "cannot list the standby's projects: "+err.Error(), "check PROJECTS_DIR")
 	}
-	if len(remote) == 0 && len(local) > 0 {
-		return nil, cli.Fail(cli.ExitRefused, fmt.Sprintf("production lists no projects matching %q in %s (empty or unmounted?): the standby's %d projects are kept", strings.Join(m.Include, " "), where, len(local)), "check PROJECTS_DIR on production; nothing was changed")
+	packaged, err := Packaged(j.Ctx, j.Runner, dir, local)
+	if err != nil {
+		return nil, err
 	}
-	return &Inventory{Dir: dir, Production: remote, Standby: local, Stale: Stale(local, remote)}, nil
+	mine := slices.DeleteFunc(slices.Clone(local), func(n string) bool { return packaged[n] != "" })
+	if len(remote) == 0 && len(mine) > 0 {
+		return nil, cli.Fail(cli.ExitRefused, fmt.Sprintf("production lists no projects matching %q in %s (empty or unmounted?): the standby's %d projects are kept", strings.Join(m.Include, " "), where, len(mine)), "check PROJECTS_DIR on production; nothing was changed")
+	}
+	return &Inventory{Dir: dir, Production: remote, Standby: local, Stale: Stale(mine, remote), Packaged: packaged}, nil
 }
 
 // Sync makes the standby's projects equal to production's.
@@ -106,21 +122,35 @@ func Sync(j *job.Job, opts Options) error {
 		return err
 	}
 	dir := inv.Dir
-	if len(inv.Production) == 0 {
+	for _, name := range slices.Sorted(maps.Keys(inv.Packaged)) {
 		if !opts.Quiet {
-			j.Printf("no projects in %s on production or here: nothing to do\n", dir)
+			j.Printf("left alone: %s belongs to Debian package(s) %s (dpkg-query -S): apt, not %s, changes it\n", filepath.Join(dir, name), cli.Printable(inv.Packaged[name]), Name)
+		}
+	}
+	sources := inv.Sources()
+	if len(sources) == 0 && len(inv.Stale) == 0 {
+		if !opts.Quiet {
+			j.Printf("no projects in %s to sync from production: nothing to do\n", dir)
 		}
 		return nil
 	}
 	backup := filepath.Join(j.Backup(), dir)
-	argv := rsyncArgv(j, dir, inv.Production, backup, j.Cfg.Get(config.OdooGroup))
 	var changes rsync.Changes
 	report := func(verb string, c rsync.Changes) {
-		if !opts.Quiet {
-			j.Printf("%s %d projects from %s (%s); %d stale moved to %s\n", verb, len(inv.Production), j.SSH.Host, c, len(inv.Stale), backup)
+		if opts.Quiet {
+			return
 		}
+		line := fmt.Sprintf("%s %d projects from %s (%s); %d stale moved to %s", verb, len(sources), j.SSH.Host, c, len(inv.Stale), backup)
+		if n := len(inv.Packaged); n > 0 {
+			line += fmt.Sprintf("; %d left alone (Debian packages own them)", n)
+		}
+		j.Printf("%s\n", line)
 	}
-	steps := []run.Step{transfer(j, argv, opts, &changes, report)}
+	var steps []run.Step
+	if len(sources) > 0 {
+		argv := rsyncArgv(j, dir, sources, backup, j.Cfg.Get(config.OdooGroup))
+		steps = append(steps, transfer(j, argv, opts, &changes, report))
+	}
 	// The new set arrived: only now may stale projects leave.
 	if len(inv.Stale) > 0 {
 		steps = append(steps, run.Step{What: "keep the projects gone from production in " + backup, Argv: []string{"mkdir", "-p", "--", backup}})
