@@ -16,6 +16,7 @@ const (
 	KindWords               // space-separated words (patterns, names)
 	KindURL                 // http:// or https:// URL
 	KindPercent             // 0..100
+	KindPaths               // space-separated absolute paths, each as KindPath
 )
 
 // Key names one configuration key. Keys are constants of this type, not
@@ -48,6 +49,8 @@ const (
 	ConfSync                          // CONF_SYNC
 	OdooConf                          // ODOO_CONF
 	NginxDir                          // NGINX_DIR
+	NginxLogDirs                      // NGINX_LOG_DIRS
+	NginxCacheDirs                    // NGINX_CACHE_DIRS
 	AptDir                            // APT_DIR
 	AptDeny                           // APT_DENY
 	Pip                               // PIP
@@ -106,7 +109,9 @@ var Defs = [...]Def{
 	{ConfSync, "CONF_SYNC", "odoo nginx apt", KindWords, "Configuration sets ot-conf-sync copies: odoo, nginx, apt."},
 	{OdooConf, "ODOO_CONF", "/etc/odoo/odoo.conf", KindPath, "Odoo's configuration file, the same path on both machines."},
 	{NginxDir, "NGINX_DIR", "/etc/nginx", KindPath, "nginx configuration directory (sites-available and sites-enabled are synced)."},
-	{AptDir, "APT_DIR", "/etc/apt", KindPath, "apt configuration directory (sources and keys are synced)."},
+	{NginxLogDirs, "NGINX_LOG_DIRS", "/var/log/nginx", KindPaths, "Directories where production's nginx sites may have nginx write logs (access_log, error_log); a site logging elsewhere is refused."},
+	{NginxCacheDirs, "NGINX_CACHE_DIRS", "/var/cache/nginx /var/lib/nginx", KindPaths, "Directories where production's nginx sites may have nginx create cache and temporary directories (*_cache_path, *_temp_path)."},
+	{AptDir, "APT_DIR", "/etc/apt", KindPath, "apt configuration directory (only the package sources are synced: sources.list, sources.list.d/*.list and *.sources)."},
 	{AptDeny, "APT_DENY", "linux-image-* linux-headers-* linux-modules-* linux-signed-* firmware-* *-firmware intel-microcode amd64-microcode open-vm-tools* qemu-guest-agent virtualbox-guest-* hyperv-daemons xe-guest-utilities", KindWords, "Glob patterns of packages ot-apt-sync never installs."},
 	{Pip, "PIP", "pip3", KindCommand, "pip on the standby (a venv's pip when Odoo runs in a venv)."},
 	{RemotePip, "REMOTE_PIP", "pip3", KindCommand, "pip on production."},
