@@ -849,3 +849,50 @@ func TestPreviousDiskFull(t *testing.T) {
 		t.Errorf("summary line after a failure: %q", f.summary(t))
 	}
 }
+
+// compare runs Compare (ot-status --drift's view) in a job.
+func (f *fixture) compare(t *testing.T) (Drift, error) {
+	t.Helper()
+	var d Drift
+	var cerr error
+	clilab.Run(t, "ot-status", cli.Globals{Config: f.conf}, zerolog.InfoLevel, f.env, func(env *cli.Env) error {
+		return job.Sync(env, "ot-status", job.Flags{}, func(j *job.Job) error {
+			d, cerr = Compare(j)
+			return nil
+		})
+	})
+	return d, cerr
+}
+
+// Compare reports what a sync would change, in the sync's own terms: after
+// a sync it reports nothing, although production's sources.list (with its
+// comments) differs byte for byte from the canonical copy here.
+func TestCompare(t *testing.T) {
+	f := newFixture(t, "odoo nginx apt")
+	sources := filepath.Join(f.prod, "apt", "sources.list")
+	prodlab.WriteFile(t, sources, "# production's comment\n"+prodlab.ReadFile(t, sources))
+	d, err := f.compare(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, se := filepath.Join(f.nginx, "sites-available"), filepath.Join(f.nginx, "sites-enabled")
+	want := Drift{
+		OnlyProduction: []string{sa + "/odoo", sa + "/other", se + "/odoo", se + "/other"},
+		OnlyStandby:    []string{sa + "/default", se + "/default"},
+	}
+	if fmt.Sprint(d.OnlyProduction) != fmt.Sprint(want.OnlyProduction) || fmt.Sprint(d.OnlyStandby) != fmt.Sprint(want.OnlyStandby) ||
+		len(d.Differ) != 2 || !strings.HasPrefix(d.Differ[0], f.odoo+" (production sha256 ") || !strings.HasPrefix(d.Differ[1], f.apt+"/sources.list (production sha256 ") {
+		t.Fatalf("got %+v", d)
+	}
+	if code, _ := f.sync(t, false); code != 0 {
+		t.Fatalf("sync: exit %d", code)
+	}
+	if d, err := f.compare(t); err != nil || len(d.OnlyProduction)+len(d.OnlyStandby)+len(d.Differ) != 0 {
+		t.Fatalf("after a sync: %+v, %v", d, err)
+	}
+	// A set the sync would refuse is Compare's error.
+	prodlab.WriteFile(t, sources, "deb [trusted=yes] file:"+f.repo+" ./\n")
+	if _, err := f.compare(t); err == nil || !strings.Contains(err.Error(), "trusted=yes") {
+		t.Fatalf("got %v", err)
+	}
+}
