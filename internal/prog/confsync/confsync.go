@@ -247,7 +247,7 @@ func (s *syncer) set(name string) (set, error) {
 			return set{}, cli.Fail(cli.ExitConfig, "ODOO_CONF "+conf+" is the suite's own file, which is never synced", "point ODOO_CONF at Odoo's configuration file")
 		}
 		chown, chmod := odooOwner(conf, cfg.Get(config.OdooUser), cfg.Get(config.OdooGroup))
-		return set{name: name, trees: []tree{{path: conf, chown: chown, chmod: chmod}}, after: s.odooWarn}, nil
+		return set{name: name, trees: []tree{{path: conf, chown: chown, chmod: chmod, follow: true}}, after: s.odooWarn}, nil
 	case "nginx":
 		dir := filepath.Clean(cfg.Get(config.NginxDir))
 		t := func(sub string) tree {

@@ -290,8 +290,11 @@ func diff(a, b string) string {
 
 func TestSyncAllSets(t *testing.T) {
 	f := newFixture(t, "odoo nginx apt")
-	// db_host naming production is synced, with a warning.
-	prodlab.WriteFile(t, filepath.Join(f.prod, "odoo", "odoo.conf"), "[options]\ndb_host = "+f.lab.Addr+"\nnew = 1\n")
+	// db_host naming production is synced, with a warning; production's
+	// odoo.conf is a link, the standby gets the file it points to.
+	os.Remove(filepath.Join(f.prod, "odoo", "odoo.conf"))
+	prodlab.WriteFile(t, filepath.Join(f.prod, "odoo", "odoo-real.conf"), "[options]\ndb_host = "+f.lab.Addr+"\nnew = 1\n")
+	symlink(t, "odoo-real.conf", filepath.Join(f.prod, "odoo", "odoo.conf"))
 
 	code, out := f.sync(t, false)
 	if code != 0 {
@@ -302,7 +305,7 @@ func TestSyncAllSets(t *testing.T) {
 	if got := prodlab.ReadFile(t, f.odoo); !strings.Contains(got, "new = 1") {
 		t.Errorf("odoo.conf = %q", got)
 	}
-	fi, _ := os.Stat(f.odoo)
+	fi, _ := os.Lstat(f.odoo)
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1 || st.Gid != 1 || fi.Mode().Perm() != 0o640 {
 		t.Errorf("odoo.conf uid %d gid %d mode %v", st.Uid, st.Gid, fi.Mode())
 	}
