@@ -1,10 +1,13 @@
 // Package confsync is ot-conf-sync: it copies a selection of configuration
 // from production (CONF_SYNC: odoo, nginx, apt) to the same paths here.
 //
-// Each set is first fetched into a private staging folder over the run's
-// one ssh connection and checked there (symlinks must stay inside the set,
-// production's copy must not be empty, apt sources must name this
-// machine's release). Only a set that differs is installed: the standby's
+// Production may be hostile: each set is first fetched into a private
+// staging folder over the run's one ssh connection and checked there
+// (symlinks must stay inside the set, production's copy must not be empty,
+// nginx sites must not make nginx's root master write outside the allowed
+// directories or load code, apt sources are only sources, rewritten in
+// canonical form, signed by keys this machine has, for this machine's
+// release). Only a set that differs is installed: the standby's
 // current copy is kept under BACKUP_DIR/<timestamp>/<path> first, then one
 // local rsync per path makes it equal to the staged copy. nginx -t (when
 // nginx is installed) and apt-get update check the result; when they fail
@@ -49,7 +52,7 @@ type CLI struct {
 
 // Main is the program.
 func Main(args []string) int {
-	return cli.Main(Name, "Copy configuration from production (CONF_SYNC: odoo.conf, nginx sites-available and sites-enabled, /etc/apt), keeping what it replaces under BACKUP_DIR; nginx -t and apt-get update check the result, and a failed check restores the previous files.", args, &CLI{})
+	return cli.Main(Name, "Copy configuration from production (CONF_SYNC: odoo.conf, nginx sites-available and sites-enabled, apt's package sources), keeping what it replaces under BACKUP_DIR. Production's files are checked first: an nginx site that would make nginx write outside NGINX_LOG_DIRS or NGINX_CACHE_DIRS or load code, and an apt source that weakens apt's signature checks or needs a key this machine lacks, are refused (exit 8). nginx -t and apt-get update check the result, and a failed check restores the previous files.", args, &CLI{})
 }
 
 // Run runs the sync as a job (root, lock, ssh master, summary line).
