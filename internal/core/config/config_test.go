@@ -86,6 +86,8 @@ func TestParseErrors(t *testing.T) {
 		{"SSH_PORT=70000", "port number"},
 		{"SUMMARYFILE=relative/path", "not an absolute path"},
 		{"PROJECTS_PATTERN=\"*odoo* -x\"", "not a plain word"},
+		{"NGINX_LOG_DIRS=\"/var/log/nginx logs\"", "NGINX_LOG_DIRS: \"logs\" is not an absolute path"},
+		{"NGINX_LOG_DIRS=\"/var/log/nginx/../../etc\"", "contains '..'"},
 	}
 	for _, tc := range cases {
 		_, err := Parse("f", []byte(tc.text))

@@ -17,6 +17,7 @@ const (
 	KindURL                  // http:// or https:// URL
 	KindPercent              // 0..100
 	KindDuration             // seconds, or with units: 90s, 5m, 2h, 2d, 1d12h
+	KindPaths                // space-separated absolute paths, each as KindPath
 )
 
 // Key names one configuration key. Keys are constants of this type, not
@@ -37,6 +38,8 @@ const (
 	SSHIdentity                       // SSH_IDENTITY
 	SSHKnownHosts                     // SSH_KNOWN_HOSTS
 	SSHConnectTimeout                 // SSH_CONNECT_TIMEOUT
+	RsyncBwlimit                      // RSYNC_BWLIMIT
+	RemoteNice                        // REMOTE_NICE
 	OdooUser                          // ODOO_USER
 	OdooGroup                         // ODOO_GROUP
 	Filestore                         // FILESTORE
@@ -49,6 +52,8 @@ const (
 	ConfSync                          // CONF_SYNC
 	OdooConf                          // ODOO_CONF
 	NginxDir                          // NGINX_DIR
+	NginxLogDirs                      // NGINX_LOG_DIRS
+	NginxCacheDirs                    // NGINX_CACHE_DIRS
 	AptDir                            // APT_DIR
 	AptDeny                           // APT_DENY
 	Pip                               // PIP
@@ -96,6 +101,8 @@ var Defs = [...]Def{
 	{SSHIdentity, "SSH_IDENTITY", "/root/.ssh/id_ed25519", KindPath, "Private key used to log in to production."},
 	{SSHKnownHosts, "SSH_KNOWN_HOSTS", "/etc/odoo/ot-redundancy-known_hosts", KindPath, "Production's host key, trusted by ot-configure; nothing else is trusted."},
 	{SSHConnectTimeout, "SSH_CONNECT_TIMEOUT", "10", KindDuration, "How long to wait for production's ssh to answer (seconds, or 30s, 1m)."},
+	{RsyncBwlimit, "RSYNC_BWLIMIT", "0", KindInt, "Bandwidth limit of every transfer from production, in KiB/s (rsync --bwlimit); 0: none."},
+	{RemoteNice, "REMOTE_NICE", "nice -n 19 ionice -c 2 -n 7", KindCommand, "Command production's rsync runs under, to spare production's CPU and disks; empty: none."},
 	{OdooUser, "ODOO_USER", "odoo", KindUser, "Local owner of synced Odoo files."},
 	{OdooGroup, "ODOO_GROUP", "odoo", KindUser, "Local group of synced Odoo files."},
 	{Filestore, "FILESTORE", "/var/lib/odoo/.local/share/Odoo/filestore", KindPath, "Odoo filestore, the same path on both machines."},
@@ -108,7 +115,9 @@ var Defs = [...]Def{
 	{ConfSync, "CONF_SYNC", "odoo nginx apt", KindWords, "Configuration sets ot-conf-sync copies: odoo, nginx, apt."},
 	{OdooConf, "ODOO_CONF", "/etc/odoo/odoo.conf", KindPath, "Odoo's configuration file, the same path on both machines."},
 	{NginxDir, "NGINX_DIR", "/etc/nginx", KindPath, "nginx configuration directory (sites-available and sites-enabled are synced)."},
-	{AptDir, "APT_DIR", "/etc/apt", KindPath, "apt configuration directory (sources and keys are synced)."},
+	{NginxLogDirs, "NGINX_LOG_DIRS", "/var/log/nginx", KindPaths, "Directories where production's nginx sites may have nginx write logs (access_log, error_log); a site logging elsewhere is refused."},
+	{NginxCacheDirs, "NGINX_CACHE_DIRS", "/var/cache/nginx /var/lib/nginx", KindPaths, "Directories where production's nginx sites may have nginx create cache and temporary directories (*_cache_path, *_temp_path)."},
+	{AptDir, "APT_DIR", "/etc/apt", KindPath, "apt configuration directory (only the package sources are synced: sources.list, sources.list.d/*.list and *.sources)."},
 	{AptDeny, "APT_DENY", "linux-image-* linux-headers-* linux-modules-* linux-signed-* firmware-* *-firmware intel-microcode amd64-microcode open-vm-tools* qemu-guest-agent virtualbox-guest-* hyperv-daemons xe-guest-utilities", KindWords, "Glob patterns of packages ot-apt-sync never installs."},
 	{Pip, "PIP", "pip3", KindCommand, "pip on the standby (a venv's pip when Odoo runs in a venv)."},
 	{RemotePip, "REMOTE_PIP", "", KindCommand, "pip on production; empty: the same as PIP (both machines have the same layout)."},

@@ -108,6 +108,12 @@ func Validate(key Key, value string) error {
 		if err := ValidPath(value); err != nil {
 			return bad(err)
 		}
+	case KindPaths:
+		for _, p := range strings.Fields(value) {
+			if err := ValidPath(p); err != nil {
+				return bad(err)
+			}
+		}
 	case KindWords:
 		for _, w := range strings.Fields(value) {
 			if strings.HasPrefix(w, "-") || !wordRe.MatchString(w) {

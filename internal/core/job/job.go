@@ -13,9 +13,11 @@ import (
 	"log/syslog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kballard/go-shellquote"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/atomicfile"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
@@ -139,6 +141,7 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 	// Is SYNCSRC this very machine? Production answers inside the first
 	// command the run makes anyway: no round trip of its own.
 	conn.Prelude = selfCheck(token)
+	conn.Nice = shellquote.Join(cfg.Command(config.RemoteNice)...)
 	// The plan shows commands an operator can paste: plain ssh, not the
 	// run's private master socket.
 	j.Runner.Shown = conn.Plain
@@ -341,6 +344,17 @@ func (j *Job) record(err error) {
 	if err := summary.Log(j.Cfg.Get(config.RunLog), r); err != nil {
 		j.Log.Warn().Err(err).Msg("cannot write the run log")
 	}
+}
+
+// RsyncFrom are the rsync options of every transfer from production: the
+// run's ssh connection, production's rsync after check (a shell line ending
+// in "; ", or "") under REMOTE_NICE, and the bandwidth limit.
+func (j *Job) RsyncFrom(check string) []string {
+	o := []string{"-e", j.SSH.RsyncShell(), "--rsync-path=" + j.SSH.RsyncPath(check)}
+	if n := j.Cfg.Int(config.RsyncBwlimit); n > 0 {
+		o = append(o, "--bwlimit="+strconv.Itoa(n))
+	}
+	return o
 }
 
 // stampFormat names a run's backup folder: BACKUP_DIR/<stampFormat>/.

@@ -194,7 +194,7 @@ func TestRefusesSelf(t *testing.T) {
 		"remote": func(j *Job) error { _, err := j.Remote(j.Ctx, "touch", marker); return err },
 		"rsync": func(j *Job) error {
 			_, err := j.Runner.Exec(j.Ctx, run.Step{Argv: []string{"rsync", "-e", j.SSH.RsyncShell(),
-				"--rsync-path=" + j.SSH.RsyncPath("touch "+marker+"; exec rsync"), "--", j.SSH.Spec("/etc/hostname"), t.TempDir() + "/"}})
+				"--rsync-path=" + j.SSH.RsyncPath("touch "+marker+"; "), "--", j.SSH.Spec("/etc/hostname"), t.TempDir() + "/"}})
 			return &cli.Error{Code: cli.ExitFailure, Msg: "rsync failed", Err: err}
 		},
 	} {
@@ -219,5 +219,30 @@ func TestUnwritableSummaryFails(t *testing.T) {
 	err := Sync(env(conf, false), "x", Flags{}, func(*Job) error { return nil })
 	if code(err) != cli.ExitFailure || !strings.Contains(err.Error(), "cannot write the summary file") {
 		t.Fatalf("%v", err)
+	}
+}
+
+// Every transfer from production runs production's rsync under REMOTE_NICE
+// after the self check, at RSYNC_BWLIMIT: the options are one function's,
+// and production's rsync really runs under them (a wrapper on production,
+// named in REMOTE_NICE after nice, records its niceness and runs rsync).
+func TestRsyncFrom(t *testing.T) {
+	prodlab.Require(t)
+	p := prodlab.Start(t, prodlab.Options{})
+	prodlab.WriteFileMode(t, filepath.Join(p.Home, "wrap"), "#!/bin/sh\nnice > \"$HOME/niceness\"\nexec \"$@\"\n", 0o755)
+	prodlab.WriteFile(t, filepath.Join(p.Home, "x"), "data\n")
+	conf := filepath.Join(t.TempDir(), "ot.conf")
+	p.WriteConfig(t, conf, map[string]string{"RSYNC_BWLIMIT": "5000", "REMOTE_NICE": "nice -n 7 /home/odoo/wrap"})
+	dst := t.TempDir()
+	err := Sync(env(conf, false), "x", Flags{}, func(j *Job) error {
+		o := j.RsyncFrom("")
+		if o[len(o)-1] != "--bwlimit=5000" || !strings.HasSuffix(o[2], "exec nice -n 7 /home/odoo/wrap rsync") || !strings.Contains(o[2], selfMark) {
+			t.Errorf("options %q", o)
+		}
+		_, err := j.Runner.Exec(j.Ctx, run.Step{Argv: append(append([]string{"rsync"}, o...), "--", j.SSH.Spec("x"), dst+"/")})
+		return err
+	})
+	if err != nil || prodlab.ReadFile(t, filepath.Join(dst, "x")) != "data\n" || strings.TrimSpace(prodlab.ReadFile(t, filepath.Join(p.Home, "niceness"))) != "7" {
+		t.Fatalf("err %v", err)
 	}
 }

@@ -86,10 +86,13 @@ type Conn struct {
 	// costs no round trip of its own (job's check that SYNCSRC is not this
 	// very machine).
 	Prelude string
-	r       *run.Runner
-	dir     string
-	sock    string
-	master  *run.Proc
+	// Nice is the command production's rsync runs under ("nice -n 19
+	// ionice -c 2 -n 7"), quoted for the remote shell; "" runs it plainly.
+	Nice   string
+	r      *run.Runner
+	dir    string
+	sock   string
+	master *run.Proc
 }
 
 // Dial opens the master connection through r, bounded by the connect
@@ -164,9 +167,11 @@ func (c *Conn) Command(remote ...string) []string {
 	return argv
 }
 
-// RsyncPath is the value for rsync's --rsync-path that runs tail (a POSIX
-// shell line ending in "exec rsync") after the Prelude.
-func (c *Conn) RsyncPath(tail string) string { return c.Prelude + tail }
+// RsyncPath is the value for rsync's --rsync-path: the Prelude, then check
+// (a POSIX shell line ending in "; ", or ""), then rsync, under Nice.
+func (c *Conn) RsyncPath(check string) string {
+	return c.Prelude + check + "exec " + strings.TrimSpace(c.Nice+" rsync")
+}
 
 // RsyncShell is the value for rsync's -e: the same options and master.
 // rsync splits it on spaces and honours single quotes, which is what

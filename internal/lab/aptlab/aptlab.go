@@ -6,6 +6,7 @@
 package aptlab
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -260,4 +261,57 @@ func ProductionBinds(t testing.TB, dir string, pkgs []Pkg, auto []string) map[st
 	}
 	write(t, filepath.Join(lib, "extended_states"), ext.String())
 	return map[string]string{"/var/lib/dpkg": dpkg, "/var/lib/apt": lib, "/var/cache/apt": cache}
+}
+
+// Key is an OpenPGP signing key made for one test, in its own GnuPG home.
+type Key struct {
+	Home        string // GnuPG home (the secret key)
+	Fingerprint string
+}
+
+// NewKey makes an ed25519 signing key in dir/gnupg; its gpg-agent is
+// stopped when the test ends.
+func NewKey(t testing.TB, dir string) Key {
+	t.Helper()
+	home := filepath.Join(dir, "gnupg")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Command("gpgconf", "--homedir", home, "--kill", "gpg-agent").Run() })
+	cmd(t, "", "gpg", "--batch", "--homedir", home, "--passphrase", "", "--quick-gen-key", "ot-redundancy test repository <tests@example.invalid>", "ed25519", "sign", "never")
+	for _, l := range strings.Split(cmd(t, "", "gpg", "--batch", "--homedir", home, "--with-colons", "--list-keys"), "\n") {
+		if f := strings.Split(l, ":"); len(f) > 9 && f[0] == "fpr" {
+			return Key{Home: home, Fingerprint: f[9]}
+		}
+	}
+	t.Fatalf("apttest: no fingerprint for the key in %s", home)
+	return Key{}
+}
+
+// Export writes the public key to path (binary, or armored when path ends
+// in .asc), world-readable as apt's _apt user needs.
+func (k Key) Export(t testing.TB, path string) {
+	t.Helper()
+	args := []string{"gpg", "--batch", "--homedir", k.Home, "--export"}
+	if strings.HasSuffix(path, ".asc") {
+		args = append(args, "--armor")
+	}
+	mkdir(t, filepath.Dir(path))
+	write(t, path, cmd(t, "", append(args, k.Fingerprint)...))
+}
+
+// SignedRepo is Repo with an InRelease file signed by k: apt verifies it
+// against the keyring named in the returned sources.list line.
+func SignedRepo(t testing.TB, dir string, k Key, keyring string, pkgs ...Pkg) string {
+	t.Helper()
+	Repo(t, dir, pkgs...)
+	index, err := os.ReadFile(filepath.Join(dir, "Packages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := fmt.Sprintf("Origin: ot-redundancy tests\nLabel: ot-redundancy tests\nDate: %s\nSHA256:\n %x %d Packages\n",
+		time.Now().UTC().Format(time.RFC1123Z), sha256.Sum256(index), len(index))
+	write(t, filepath.Join(dir, "Release"), release)
+	cmd(t, dir, "gpg", "--batch", "--homedir", k.Home, "--yes", "--local-user", k.Fingerprint, "--clearsign", "-o", "InRelease", "Release")
+	return "deb [signed-by=" + keyring + "] file:" + dir + " ./\n"
 }

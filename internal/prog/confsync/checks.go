@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 )
@@ -79,22 +78,6 @@ func lastLine(err error) string {
 	return err.Error()
 }
 
-// aptRelease refuses production's apt sources when they name another
-// release than this machine's.
-func (s *syncer) aptRelease(trees []*staged) error {
-	local := osCodename(s.opts.OSRelease)
-	if local == "" {
-		s.j.Log.Warn().Msg("this machine's release is unknown (no VERSION_CODENAME in /etc/os-release): production's apt sources are not checked against it")
-		return nil
-	}
-	for _, st := range trees {
-		if other, file := otherRelease(st.copy, local); other != "" {
-			return cli.Fail(cli.ExitRefused, fmt.Sprintf("production's apt sources name release %q (%s), this machine runs %q", other, file, local), "upgrade one machine so both run the same release; /etc/apt was not changed")
-		}
-	}
-	return nil
-}
-
 // osCodename reads VERSION_CODENAME from an os-release file.
 func osCodename(path string) string {
 	if path == "" {
@@ -122,32 +105,6 @@ var releases = strings.Fields(`hamm slink potato woody sarge etch lenny squeeze 
 	trusty xenial bionic cosmic disco eoan focal groovy hirsute impish jammy kinetic lunar mantic
 	noble oracular plucky questing resolute`)
 
-// otherRelease returns the first release other than local that an enabled
-// source in the apt directory dir names, and the file naming it.
-func otherRelease(dir, local string) (release, file string) {
-	files := []string{filepath.Join(dir, "sources.list")}
-	lists, _ := filepath.Glob(filepath.Join(dir, "sources.list.d", "*.list"))
-	deb822, _ := filepath.Glob(filepath.Join(dir, "sources.list.d", "*.sources"))
-	files = append(files, lists...)
-	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		for _, suite := range listSuites(string(data)) {
-			if r := suiteRelease(suite); r != "" && r != local {
-				return r, filepath.Base(f)
-			}
-		}
-	}
-	for _, f := range deb822 {
-		data, _ := os.ReadFile(f)
-		for _, suite := range deb822Suites(string(data)) {
-			if r := suiteRelease(suite); r != "" && r != local {
-				return r, filepath.Base(f)
-			}
-		}
-	}
-	return "", ""
-}
-
 func suiteRelease(suite string) string {
 	base, _, _ := strings.Cut(suite, "/")
 	base, _, _ = strings.Cut(base, "-")
@@ -155,60 +112,6 @@ func suiteRelease(suite string) string {
 		return base
 	}
 	return ""
-}
-
-// listSuites returns the suites of one-line-style sources:
-// "deb [options] URI SUITE [COMPONENT...]".
-func listSuites(text string) []string {
-	var suites []string
-	for _, line := range strings.Split(text, "\n") {
-		line, _, _ = strings.Cut(line, "#")
-		f := strings.Fields(line)
-		if len(f) < 3 || (f[0] != "deb" && f[0] != "deb-src") {
-			continue
-		}
-		f = f[1:]
-		if strings.HasPrefix(f[0], "[") {
-			for len(f) > 0 && !strings.HasSuffix(f[0], "]") {
-				f = f[1:]
-			}
-			if len(f) > 0 {
-				f = f[1:]
-			}
-		}
-		if len(f) >= 2 {
-			suites = append(suites, f[1])
-		}
-	}
-	return suites
-}
-
-// deb822Suites returns the Suites of the enabled stanzas of a .sources file.
-func deb822Suites(text string) []string {
-	var suites []string
-	for _, stanza := range strings.Split(strings.ReplaceAll(text, "\r", ""), "\n\n") {
-		var these []string
-		enabled := true
-		for _, line := range strings.Split(stanza, "\n") {
-			if strings.HasPrefix(line, "#") {
-				continue
-			}
-			k, v, ok := strings.Cut(line, ":")
-			if !ok {
-				continue
-			}
-			switch strings.ToLower(strings.TrimSpace(k)) {
-			case "suites":
-				these = strings.Fields(v)
-			case "enabled":
-				enabled = strings.TrimSpace(strings.ToLower(v)) != "no"
-			}
-		}
-		if enabled {
-			suites = append(suites, these...)
-		}
-	}
-	return suites
 }
 
 // odooWarn warns when the synced odoo.conf's db_host names production: a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/user"
@@ -21,28 +22,32 @@ import (
 type syncer struct {
 	j      *job.Job
 	opts   Options
-	stage  string   // private staging folder
+	stage  string   // private staging folder (0700, root's)
 	backup string   // BACKUP_DIR/<timestamp>
 	own    []string // the suite's own files
 }
 
 // set is one configuration set: its paths, a check of the staged copy
-// before anything is installed, and a check after, whose failure restores.
+// before anything is compared or installed (which may also rewrite it), and
+// a check after, whose failure restores.
 type set struct {
-	name   string
-	trees  []tree
-	before func(trees []*staged) error
-	check  func() *run.Step      // nil: nothing to check
-	after  func(trees []*staged) // warnings about the synced content
+	name    string
+	trees   []tree
+	prepare func(trees []*staged) error
+	check   func() *run.Step      // nil: nothing to check
+	after   func(trees []*staged) // warnings about the synced content
 }
 
-// tree is one path, the same on both machines, synced as a whole.
+// tree is one path, the same on both machines, synced as a whole (or, with
+// filter, the part of a directory that the rules select).
 type tree struct {
-	path  string
-	dir   bool
-	chown string   // user:group given to what is copied
-	chmod string   // rsync --chmod applied to what is copied
-	links []string // symlinks must point inside one of these
+	path   string
+	dir    bool
+	chown  string   // user:group given to what is copied
+	chmod  string   // rsync --chmod applied to what is copied
+	links  []string // symlinks must point inside one of these
+	follow bool     // fetch what production's symlinks point to, as files
+	filter []string // rsync filter rules: what of a directory is synced
 }
 
 // staged is a tree fetched into the staging folder.
@@ -53,25 +58,46 @@ type staged struct {
 	changes rsync.Changes
 }
 
-func (s *syncer) sync(set set) error {
-	j := s.j
+// maxFile bounds each file fetched from production: configuration files
+// are small, and a hostile production must not fill the standby's disk.
+const maxFile = "1m"
+
+// inventory fetches a set from production, checks it, and compares it with
+// the standby's copy: every step only reads this machine's configuration.
+func (s *syncer) inventory(set set) ([]*staged, error) {
 	var trees []*staged
 	for i, t := range set.trees {
 		st := &staged{tree: t, copy: filepath.Join(s.stage, set.name, strconv.Itoa(i), filepath.Base(t.path))}
 		if err := s.fetch(st); err != nil {
-			return err
+			return nil, err
 		}
 		_, err := os.Lstat(t.path)
 		st.existed = err == nil
 		if err := s.validate(st); err != nil {
-			return err
+			return nil, err
 		}
-		out, err := j.Runner.Query(j.Ctx, s.install(st, true)...)
+		trees = append(trees, st)
+	}
+	if set.prepare != nil {
+		if err := set.prepare(trees); err != nil {
+			return nil, err
+		}
+	}
+	for _, st := range trees {
+		out, err := s.j.Runner.Query(s.j.Ctx, s.install(st, true)...)
 		if err != nil {
-			return cli.Fail(cli.ExitFailure, "cannot compare "+t.path+" with production's: "+rsync.Explain(err), "nothing was changed")
+			return nil, cli.Fail(cli.ExitFailure, "cannot compare "+st.path+" with production's: "+rsync.Explain(err), "nothing was changed")
 		}
 		st.changes = rsync.Itemize(out)
-		trees = append(trees, st)
+	}
+	return trees, nil
+}
+
+func (s *syncer) sync(set set) error {
+	j := s.j
+	trees, err := s.inventory(set)
+	if err != nil {
+		return err
 	}
 	if set.after != nil {
 		set.after(trees)
@@ -85,11 +111,6 @@ func (s *syncer) sync(set set) error {
 	if len(changed) == 0 {
 		s.printf("%s: unchanged\n", set.name)
 		return nil
-	}
-	if set.before != nil {
-		if err := set.before(trees); err != nil {
-			return err
-		}
 	}
 	var steps []run.Step
 	for _, st := range changed {
@@ -141,8 +162,9 @@ func (s *syncer) printf(format string, args ...any) {
 	}
 }
 
-// filters keep the suite's own files out of a directory tree's transfer
-// (and, being excludes, protect the standby's copies from deletion).
+// filters are a tree's own rules, then rules that keep the suite's own
+// files out of a directory tree's transfer (being excludes, they also
+// protect the standby's copies from deletion).
 func (s *syncer) filters(t tree) []string {
 	var f []string
 	for _, own := range s.own {
@@ -150,32 +172,45 @@ func (s *syncer) filters(t tree) []string {
 			f = append(f, "--filter=- /"+strings.TrimPrefix(own, t.path+"/"))
 		}
 	}
+	for _, rule := range t.filter {
+		f = append(f, "--filter="+rule)
+	}
 	return f
 }
 
 // fetch copies production's tree into the staging folder: a read-only
 // step for this machine, so it runs in a dry run too. Symlinks are kept as
-// they are (validate checks them); devices and specials are never copied.
+// they are (validate checks them), except where a tree takes only files;
+// devices and specials are never copied; a file over maxFile fails the
+// fetch.
 func (s *syncer) fetch(st *staged) error {
 	j := s.j
 	if err := os.MkdirAll(filepath.Dir(st.copy), 0o700); err != nil {
 		return err
 	}
-	argv := []string{"rsync", "-rlpt", "--no-devices", "--no-specials", "--timeout=300", "-e", j.SSH.RsyncShell(), "--rsync-path=" + j.SSH.RsyncPath("exec rsync")}
+	argv := []string{"rsync", "-rlpt", "--no-devices", "--no-specials", "--timeout=300", "--max-size=" + maxFile, "--info=skip1"}
+	argv = append(argv, j.RsyncFrom("")...)
 	argv = append(argv, s.filters(st.tree)...)
 	src, dst := st.path, st.copy
 	if st.dir {
 		src, dst = src+"/", dst+"/"
-	} else {
-		argv = append(argv, "--copy-links") // odoo.conf may be a link on production
+	}
+	if st.follow {
+		argv = append(argv, "--copy-links")
 	}
 	argv = append(argv, "--", j.SSH.Spec(src), dst)
-	if _, err := j.Runner.Query(j.Ctx, argv...); err != nil {
+	out, err := j.Runner.Query(j.Ctx, argv...)
+	if err != nil {
 		var ce *cli.Error
 		if run.ExitCode(err) == 255 && errors.As(err, &ce) {
 			return err
 		}
 		return &cli.Error{Code: cli.ExitFailure, Msg: fmt.Sprintf("cannot fetch %s from %s: %s", st.path, j.SSH.Host, rsync.Explain(err)), Hint: "check that it exists and that " + j.SSH.User + " can read it; nothing was changed", Err: err}
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if name, ok := strings.CutSuffix(l, " is over max-size"); ok {
+			return cli.Fail(cli.ExitRefused, fmt.Sprintf("production's %s on %s refused: %s is larger than %siB", st.path, j.SSH.Host, cli.Printable(name), strings.ToUpper(maxFile)), "configuration files are small: check it on production; nothing was changed")
+		}
 	}
 	return nil
 }
@@ -216,7 +251,7 @@ func (s *syncer) validate(st *staged) error {
 		}
 		rel, _ := filepath.Rel(st.copy, p)
 		if !linkInside(filepath.Join(st.path, rel), target, st.links) {
-			return refuse(fmt.Sprintf("symlink %s points to %q, outside %s", rel, target, strings.Join(st.links, " and ")))
+			return refuse(fmt.Sprintf("symlink %s points to %q, outside %s", cli.Printable(rel), cli.Printable(target), strings.Join(st.links, " and ")))
 		}
 		return nil
 	})
@@ -254,36 +289,62 @@ func (s *syncer) install(st *staged, dryRun bool) []string {
 	return append(argv, "--", st.copy, st.path)
 }
 
+// noIncRecursive makes rsync set directory times once every file is in
+// place: with incremental recursion it may set a directory's time before
+// its receiver has renamed the last file into it, and the copy (or the
+// restored tree) would keep the time of that rename.
+const noIncRecursive = "--no-inc-recursive"
+
 func (s *syncer) backupOf(path string) string { return filepath.Join(s.backup, path) }
 
-// keep copies the standby's current tree to the backup folder (odoo.conf
-// also to odoo.conf.previous, as the original did).
+// keep copies the standby's current tree (the part the set syncs) to the
+// backup folder, and odoo.conf also to odoo.conf.previous, as the original
+// did.
 func (s *syncer) keep(st *staged) []run.Step {
 	if !st.existed {
 		return nil
 	}
 	bk := s.backupOf(st.path)
+	copyArgv := []string{"rsync", "-a", "--", st.path, bk}
+	if st.dir {
+		copyArgv = append(append([]string{"rsync", "-a", noIncRecursive}, s.filters(st.tree)...), "--", st.path+"/", bk+"/")
+	}
 	steps := []run.Step{
 		{What: "keep the current " + st.path + " in " + bk, Argv: []string{"mkdir", "-p", "--", filepath.Dir(bk)}},
-		{Argv: []string{"cp", "-a", "-T", "--", st.path, bk}},
-	}
-	if !st.dir {
-		steps = append(steps, run.Step{What: "keep the current " + st.path + " as .previous", Argv: []string{"cp", "-a", "-T", "--", st.path, st.path + ".previous"}})
+		{Argv: copyArgv},
 	}
 	for i := range steps {
 		step := steps[i]
 		steps[i].Do = func(ctx context.Context) error {
 			if _, err := s.j.Runner.Exec(ctx, step); err != nil {
-				return cli.Fail(cli.ExitFailure, "cannot keep a copy of "+st.path+": "+err.Error(), "check BACKUP_DIR's free space; nothing was changed")
+				return s.keepFailed(st, err)
 			}
 			return nil
 		}
 	}
+	if !st.dir {
+		prev := st.path + ".previous"
+		steps = append(steps, run.Step{
+			What: "keep the current " + st.path + " as " + prev,
+			Show: []string{"copied to a temporary file beside it, renamed over " + prev + " once complete"},
+			Do: func(context.Context) error {
+				if err := keepPrevious(st.path, prev); err != nil {
+					return s.keepFailed(st, err)
+				}
+				return nil
+			}})
+	}
 	return steps
 }
 
+func (s *syncer) keepFailed(st *staged, err error) error {
+	return cli.Fail(cli.ExitFailure, "cannot keep a copy of "+st.path+": "+err.Error(), "check the free space of BACKUP_DIR and of "+filepath.Dir(st.path)+"; nothing was changed")
+}
+
 // restore puts the backed-up trees back after a failed install or check,
-// and returns the error to report.
+// and returns the error to report. --checksum: the rejected copy may have
+// the size and modification time of the file it replaced, and rsync's
+// quick check would then leave it in place.
 func (s *syncer) restore(trees []*staged, cause string) error {
 	j := s.j
 	var failed []string
@@ -296,9 +357,9 @@ func (s *syncer) restore(trees []*staged, cause string) error {
 		case !st.existed:
 			argv = []string{"rm", "-f", "--", st.path}
 		case st.dir:
-			argv = []string{"rsync", "-a", "--delete", "--", bk + "/", st.path + "/"}
+			argv = append(append([]string{"rsync", "-a", noIncRecursive, "--checksum", "--delete"}, s.filters(st.tree)...), "--", bk+"/", st.path+"/")
 		default:
-			argv = []string{"cp", "-a", "-T", "--", bk, st.path}
+			argv = []string{"rsync", "-a", "--checksum", "--", bk, st.path}
 		}
 		if _, err := j.Runner.Exec(j.Ctx, run.Step{What: "restore " + st.path, Argv: argv}); err != nil {
 			failed = append(failed, st.path)
@@ -308,6 +369,86 @@ func (s *syncer) restore(trees []*staged, cause string) error {
 		return cli.Fail(cli.ExitFailure, cause+"; restoring "+strings.Join(failed, " ")+" failed too", "copy them back by hand from "+s.backup)
 	}
 	return cli.Fail(cli.ExitFailure, cause+"; the previous files were restored", "fix the configuration on production and run again (the rejected copy was not kept; "+s.backup+" holds the previous one)")
+}
+
+// keepPrevious copies path to prev through a temporary file in the same
+// directory, renamed over prev only once complete: a full disk or a crash
+// leaves the previous prev whole, and a symlink planted at prev is
+// replaced, never followed. Owner, mode and times are kept, as cp -a does.
+func keepPrevious(path, prev string) error {
+	if err := writePrevious(path, prev); err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			err = errno // "no space left on device", not the system calls
+		}
+		return fmt.Errorf("writing %s: %w", prev, err)
+	}
+	return nil
+}
+
+func writePrevious(path, prev string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(prev)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(prev)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		tmp.Close()
+		target, err := os.Readlink(path)
+		if err == nil {
+			os.Remove(tmp.Name())
+			err = os.Symlink(target, tmp.Name())
+		}
+		if err != nil {
+			return err
+		}
+	} else if err := copyInto(tmp, path, fi); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), prev); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil { // the rename itself, on disk
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// copyInto fills tmp with path's content, owner, mode and times, and
+// closes it.
+func copyInto(tmp *os.File, path string, fi os.FileInfo) error {
+	err := func() error {
+		src, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		if _, err := io.Copy(tmp, src); err != nil {
+			return err
+		}
+		if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		tv := []syscall.Timeval{syscall.NsecToTimeval(st.Atim.Nano()), syscall.NsecToTimeval(st.Mtim.Nano())}
+		if err := syscall.Futimes(int(tmp.Fd()), tv); err != nil {
+			return err
+		}
+		return tmp.Sync()
+	}()
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // owner returns the user and group names of a file (numbers when unnamed).

@@ -144,10 +144,10 @@ func (s *syncer) checkLocal() error {
 // guardMark starts the line production's guard prints before refusing.
 const guardMark = "ot-redundancy-guard: "
 
-// guard is rsync's --rsync-path: a POSIX shell line that production runs
-// in place of rsync. It starts rsync (the server's arguments follow "exec
-// rsync") only when FILESTORE is a readable directory holding at least one
-// file: an unmounted disk shows as an empty directory, and mirroring that
+// guard is the check in rsync's --rsync-path (job.RsyncFrom): a POSIX
+// shell line that production runs before rsync. rsync starts only when
+// FILESTORE is a readable directory holding at least one file: an
+// unmounted disk shows as an empty directory, and mirroring that
 // would empty the standby. Otherwise it prints why and exits before rsync
 // starts, so the standby is not touched at all (not even a directory's
 // mtime). It costs no round trip of its own: the check rides on the
@@ -158,7 +158,7 @@ func guard(root string) string {
 		`; elif ! test -r "$d" || ! test -x "$d"; then m=unreadable` +
 		`; else f=$(find "$d" -type f -print -quit 2>/dev/null); s=$?` +
 		`; if test -z "$f"; then if test $s = 0; then m=empty; else m=unreadable; fi; fi; fi` +
-		`; if test -n "$m"; then echo "` + guardMark + `$m" >&2; exit 97; fi; exec rsync`
+		`; if test -n "$m"; then echo "` + guardMark + `$m" >&2; exit 97; fi; `
 }
 
 // refused is the one-line error for what the guard found, or nil when the
@@ -187,9 +187,10 @@ func (s *syncer) refused(err error) error {
 func (s *syncer) argv(extra ...string) []string {
 	a := []string{"rsync", "-a"}
 	a = append(a, rsync.Safe(ioTimeout)...)
-	a = append(a, "--chown="+s.owner, "--rsync-path="+s.j.SSH.RsyncPath(guard(s.root)))
+	a = append(a, "--chown="+s.owner)
+	a = append(a, s.j.RsyncFrom(guard(s.root))...)
 	a = append(a, extra...)
-	return append(a, "-e", s.j.SSH.RsyncShell(), "--", s.j.SSH.Spec(s.root+"/"), s.root+"/")
+	return append(a, "--", s.j.SSH.Spec(s.root+"/"), s.root+"/")
 }
 
 // realPass is the transfer's own options. --delete with --max-delete=0

@@ -54,7 +54,7 @@ type lab struct {
 
 func newLab(t testing.TB, nProjects int) *lab {
 	t.Helper()
-	prodlab.Require(t, "rsync", "apt-get", "apt-mark", "dpkg-deb", "dpkg-scanpackages")
+	prodlab.Require(t, "rsync", "apt-get", "apt-mark", "dpkg-deb", "dpkg-scanpackages", "gpg", "gpgconf")
 	dir := t.TempDir()
 	for d := dir; strings.HasPrefix(d, filepath.Clean(os.TempDir())+"/"); d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
@@ -68,12 +68,16 @@ func newLab(t testing.TB, nProjects int) *lab {
 	aptDir := filepath.Join(dir, "etc", "apt")
 
 	// conf: the standby's odoo.conf and apt sources are old; production's
-	// sources name the repository holding the package.
+	// sources name the repository holding the package, signed by a key the
+	// standby has (ot-conf-sync refuses unsigned sources).
 	prodlab.WriteFile(t, l.odooConf, "[options]\nold = 1\n")
 	prodlab.WriteFile(t, filepath.Join(aptDir, "sources.list"), "# the standby's old sources\n")
 	prodlab.Mkdir(t, filepath.Join(aptDir, "sources.list.d"))
 	prodlab.WriteFile(t, filepath.Join(prod, "odoo", "odoo.conf"), "[options]\nnew = 1\n")
-	prodlab.WriteFile(t, filepath.Join(prod, "apt", "sources.list"), aptlab.Repo(t, filepath.Join(dir, "repo"), debPkg))
+	key := aptlab.NewKey(t, dir)
+	keyring := filepath.Join(aptDir, "keyrings", "ot-test.gpg")
+	key.Export(t, keyring)
+	prodlab.WriteFile(t, filepath.Join(prod, "apt", "sources.list"), aptlab.SignedRepo(t, filepath.Join(dir, "repo"), key, keyring, debPkg))
 	prodlab.Mkdir(t, filepath.Join(prod, "apt", "sources.list.d"))
 	// pip: a venv on each side; production's has the wheel.
 	wh := piplab.Wheelhouse(t, filepath.Join(dir, "wheels"), wheel)

@@ -174,8 +174,9 @@ func Sync(j *job.Job, opts Options) error {
 // else in it is never touched.
 func rsyncArgv(j *job.Job, dir string, names []string, backup, group string) []string {
 	argv := append([]string{"rsync", "-rlpt", "--out-format=" + rsync.ItemFormat, "--delete-delay"}, rsync.Safe(300)...)
+	argv = append(argv, j.RsyncFrom("")...)
 	argv = append(argv, "--chown="+Owner+":"+group, "--chmod="+Chmod,
-		"--backup", "--backup-dir="+backup, "-e", j.SSH.RsyncShell(), "--rsync-path="+j.SSH.RsyncPath("exec rsync"),
+		"--backup", "--backup-dir="+backup,
 		// Hide caches from production's side; let the standby's go (R) so
 		// they never keep a deleted directory alive.
 		"--filter=H *.pyc", "--filter=H __pycache__/", "--filter=R *.pyc", "--filter=R __pycache__/",

@@ -2,14 +2,11 @@ package status
 
 import (
 	"fmt"
-	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/bitfield/script"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
@@ -155,54 +152,13 @@ func projectDrift(j *job.Job) DriftKind {
 	return k
 }
 
-// sumLine is a line of sha256sum's output: the checksum, two spaces, a name.
-var sumLine = regexp.MustCompile(`^[0-9a-f]{64}  .`)
-
-// configDrift compares checksums of the files ot-conf-sync copies.
+// configDrift: what ot-conf-sync would add, remove and change, from its
+// own read-only comparison (production's files as a sync would install
+// them: apt sources in canonical form, checked as the sync checks them).
 func configDrift(j *job.Job) DriftKind {
-	k := DriftKind{Kind: "config"}
-	sums := append(append([]string{"find", "-L"}, confsync.Paths(j.Cfg)...), "-type", "f", "-exec", "sha256sum", "--", "{}", "+")
-	get := func(argv []string) (map[string]string, error) {
-		out, err := j.Runner.Exec(j.Ctx, run.Step{Argv: argv, Dir: "/", Timeout: 2 * time.Minute})
-		// find exits 1 when one of the paths is missing: what it found counts.
-		if err != nil && run.ExitCode(err) != 1 {
-			return nil, err
-		}
-		m := map[string]string{}
-		lines, _ := script.Echo(string(out)).MatchRegexp(sumLine).Slice()
-		for _, l := range lines {
-			sum, file, _ := strings.Cut(l, "  ")
-			m[file] = sum
-		}
-		return m, nil
+	d, err := confsync.Compare(j)
+	if err != nil {
+		return failed("config", err)
 	}
-	var prod map[string]string
-	var perr error
-	done := make(chan struct{})
-	go func() { prod, perr = get(j.SSH.Command(sums...)); close(done) }()
-	local, err := get(sums)
-	<-done
-	switch {
-	case perr != nil:
-		k.Error = "on production: " + cli.Printable(perr.Error())
-		return k
-	case err != nil:
-		k.Error = "on the standby: " + cli.Printable(err.Error())
-		return k
-	}
-	for _, name := range slices.Sorted(maps.Keys(prod)) {
-		lv, ok := local[name]
-		switch {
-		case !ok:
-			k.OnlyProduction = append(k.OnlyProduction, cli.Printable(name))
-		case lv != prod[name]:
-			k.Differ = append(k.Differ, fmt.Sprintf("%s (production sha256 %s, standby sha256 %s)", cli.Printable(name), prod[name][:12], lv[:12]))
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(local)) {
-		if _, ok := prod[name]; !ok {
-			k.OnlyStandby = append(k.OnlyStandby, cli.Printable(name))
-		}
-	}
-	return k
+	return DriftKind{Kind: "config", OnlyProduction: d.OnlyProduction, OnlyStandby: d.OnlyStandby, Differ: d.Differ}
 }
