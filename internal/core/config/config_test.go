@@ -85,6 +85,9 @@ func TestParseErrors(t *testing.T) {
 		{"SSH_PORT=70000", "port number"},
 		{"SUMMARYFILE=relative/path", "not an absolute path"},
 		{"PROJECTS_PATTERN=\"*odoo* -x\"", "not a plain word"},
+		{"REPLICATION_SLOT=Standby", "not a replication slot name"},
+		{"REPLICATION_SLOT=\"a'b\"", "not a replication slot name"},
+		{"REPLICATION_SLOT=" + strings.Repeat("s", 64), "not a replication slot name"},
 	}
 	for _, tc := range cases {
 		_, err := Parse("f", []byte(tc.text))

@@ -16,6 +16,7 @@ const (
 	KindWords               // space-separated words (patterns, names)
 	KindURL                 // http:// or https:// URL
 	KindPercent             // 0..100
+	KindSlot                // a replication slot name (lower-case letters, digits, '_'), or empty
 )
 
 // Key names one configuration key. Keys are constants of this type, not
@@ -68,6 +69,10 @@ const (
 	ProdPGPort                        // PROD_PG_PORT
 	FenceCommand                      // FENCE_COMMAND
 	ReportDir                         // REPORT_DIR
+	ReplicationUser                   // REPLICATION_USER
+	ReplicationPassfile               // REPLICATION_PASSFILE
+	ReplicationSlot                   // REPLICATION_SLOT
+	StreamTimeout                     // STREAM_TIMEOUT
 )
 
 // Def documents one configuration key. The table below is the single
@@ -125,7 +130,11 @@ var Defs = [...]Def{
 	{PromoteTimeout, "PROMOTE_TIMEOUT", "60", KindInt, "Seconds to wait for PostgreSQL to leave recovery."},
 	{ProdPGPort, "PROD_PG_PORT", "5432", KindPort, "Production's PostgreSQL port, probed to tell whether production still runs."},
 	{FenceCommand, "FENCE_COMMAND", "", KindCommand, "Command run before promotion to power production off; failure aborts unless --force."},
-	{ReportDir, "REPORT_DIR", "/var/log/odoo", KindPath, "Where ot-disable-standby-mode writes its recovery report."},
+	{ReportDir, "REPORT_DIR", "/var/log/odoo", KindPath, "Where ot-disable-standby-mode and ot-enable-standby-mode write their reports."},
+	{ReplicationUser, "REPLICATION_USER", "replicator", KindUser, "Role on production's PostgreSQL that the standby replicates (and rewinds) as."},
+	{ReplicationPassfile, "REPLICATION_PASSFILE", "/etc/odoo/ot-redundancy-replication.pgpass", KindPath, "Root-only file in .pgpass format holding REPLICATION_USER's password for production."},
+	{ReplicationSlot, "REPLICATION_SLOT", "", KindSlot, "Physical replication slot on production for this standby; empty: none (production keeps WAL for an absent standby only with a slot)."},
+	{StreamTimeout, "STREAM_TIMEOUT", "300", KindInt, "Seconds ot-enable-standby-mode waits for the new standby to stream from production and catch up."},
 }
 
 // Name is the key as the file spells it.
