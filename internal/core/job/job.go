@@ -46,7 +46,7 @@ type Job struct {
 func Sync(env *cli.Env, name string, flags Flags, body func(j *Job) error) error {
 	j := &Job{Env: env, Name: name, Runner: env.Runner, Start: time.Now()}
 	err := j.run(flags, body)
-	j.record(err)
+	j.Record(err)
 	return err
 }
 
@@ -101,7 +101,7 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 	// run's private master socket.
 	j.Runner.Shown = conn.Plain
 	defer func() { j.Runner.Shown = nil }()
-	if err := j.refuseSelf(); err != nil {
+	if err := j.RefuseSelf(); err != nil {
 		return err
 	}
 	if err := body(j); err != nil {
@@ -218,8 +218,8 @@ func (j *Job) Stamp(name string) error {
 	return nil
 }
 
-// record writes the run to the run log (not for dry runs or silent exits).
-func (j *Job) record(err error) {
+// Record writes the run to the run log (not for dry runs or silent exits).
+func (j *Job) Record(err error) {
 	if j.Cfg == nil || j.G.DryRun {
 		return
 	}
@@ -279,7 +279,9 @@ func localToken() (string, error) {
 	return tok, atomicfile.Write(tokenPath, []byte(tok+"\n"), 0o644)
 }
 
-func (j *Job) refuseSelf() error {
+// RefuseSelf refuses (exit 8) when SYNCSRC is this very machine: production
+// shows this boot's token.
+func (j *Job) RefuseSelf() error {
 	tok, err := localToken()
 	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", tokenPath, err)

@@ -40,6 +40,10 @@ type Cluster struct {
 	OSUser  string
 	Online  bool // the server runs
 	Debian  bool // managed by postgresql-common (pg_ctlcluster)
+	// ConfigDir and LogFile are a Debian cluster's (pg_lsclusters): its
+	// postgresql.conf lives outside the data directory.
+	ConfigDir string
+	LogFile   string
 }
 
 // String names the cluster for people: "15/main" or its data directory.
@@ -136,6 +140,8 @@ type DebianCluster struct {
 	Recovery  int         `json:"recovery"` // standby.signal (or recovery.conf) present
 	PGData    string      `json:"pgdata"`
 	SocketDir string      `json:"socketdir"`
+	ConfigDir string      `json:"configdir"`
+	LogFile   string      `json:"logfile"`
 }
 
 // Choose picks the cluster to act on: the one named "VERSION/NAME" when name
@@ -181,7 +187,8 @@ func Choose(list []DebianCluster, name string) (*Cluster, error) {
 		host = "/var/run/postgresql"
 	}
 	return &Cluster{Version: d.Version.String(), Name: d.Cluster, Data: d.PGData, Port: port, Host: host,
-		BinDir: "/usr/lib/postgresql/" + d.Version.String() + "/bin", Online: d.Running != 0, Debian: true}, nil
+		BinDir: "/usr/lib/postgresql/" + d.Version.String() + "/bin", Online: d.Running != 0, Debian: true,
+		ConfigDir: d.ConfigDir, LogFile: d.LogFile}, nil
 }
 
 func fromDataDir(o Options) (*Cluster, error) {

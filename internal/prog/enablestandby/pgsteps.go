@@ -1,0 +1,322 @@
+package enablestandby
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/kballard/go-shellquote"
+
+	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
+	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
+)
+
+// confFiles are the configuration files PostgreSQL keeps in the data
+// directory when it is not a Debian cluster: pg_rewind and pg_basebackup
+// bring production's, and this machine keeps its own (its port, its
+// memory, its clients).
+var confFiles = []string{"postgresql.conf", "pg_hba.conf", "pg_ident.conf"}
+
+// rebuildTimeout bounds a rewind or a base backup: as long as copying a
+// large database may take; Ctrl-C stops it sooner.
+const rebuildTimeout = 7 * 24 * time.Hour
+
+// toolConninfo is how pg_rewind and pg_basebackup reach production: with
+// the password file the standby keeps, so that the primary_conninfo their
+// -R writes names it too (and holds no password).
+func (r *rejoin) toolConninfo() string {
+	f := r.f
+	return pg.Conninfo("host", f.source, "port", strconv.Itoa(f.port), "user", f.creds.user, "dbname", "postgres",
+		"passfile", f.creds.target, "connect_timeout", "10")
+}
+
+// passfileStep writes the copy of the replication password the standby
+// keeps: PostgreSQL's user reads it, nobody else.
+func (r *rejoin) passfileStep() run.Step {
+	t := r.f.creds.target
+	return run.Step{What: "give PostgreSQL's user the replication password: " + t + " (mode 0600)",
+		Argv: r.cl.As(installArgv(t, 0o600)...),
+		Show: []string{fmt.Sprintf("then %s fills it with REPLICATION_PASSFILE's lines for %s:%d, user %s (not shown)",
+			ddArgv(t)[0], r.f.source, r.f.port, r.f.creds.user)},
+		Do: func(ctx context.Context) error { return r.asUser(ctx, t, 0o600, r.f.creds.lines()) }}
+}
+
+// slotStep creates the replication slot on production, reserving WAL from
+// now on, so that nothing this standby needs is recycled there.
+func (r *rejoin) slotStep() run.Step {
+	sql := "SELECT pg_create_physical_replication_slot(" + pg.QuoteLiteral(r.f.slot) + ", true)"
+	return run.Step{What: fmt.Sprintf("create the replication slot %s on production (WAL is kept there for this standby from now on)", r.f.slot),
+		Argv: r.cl.ConnArgv(r.f.ask.conninfo(false), "-c", sql),
+		Do: func(ctx context.Context) error {
+			_, err := r.f.ask.ask(ctx, false, sql)
+			return err
+		}}
+}
+
+// stopStep stops this machine's PostgreSQL; the rebuild starts here, so
+// the journal does too.
+func (r *rejoin) stopStep() run.Step {
+	s := r.cl.StopStep(r.wait)
+	s.Do = func(ctx context.Context) error {
+		if err := r.journal.set(phaseStarted); err != nil {
+			return err
+		}
+		r.rep.stopped = time.Now()
+		_, err := r.env.Runner.Exec(ctx, s)
+		return err
+	}
+	return s
+}
+
+// keepStep counts, now that PostgreSQL stopped, what this machine wrote
+// after the fork, lists its transactions and keeps its WAL.
+func (r *rejoin) keepStep() run.Step {
+	f := r.f
+	dir := filepath.Join(r.journal.Kept, "diverged-wal")
+	return run.Step{What: fmt.Sprintf("keep the WAL this machine wrote after it parted from production (%s) in %s, and list its transactions",
+		f.forkName(), r.journal.Kept),
+		Do: func(ctx context.Context) error { return r.keep(ctx, dir) }}
+}
+
+func (r *rejoin) keep(ctx context.Context, dir string) error {
+	f := r.f
+	if err := r.journal.set(phaseStarted); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(r.journal.Kept, 0o700); err != nil {
+		return err
+	}
+	list, err := os.OpenFile(filepath.Join(r.journal.Kept, "diverged-commits.txt"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer list.Close()
+	l, err := countLost(ctx, r.env.Runner, r.cl, f.forkName(), f.ranges, list)
+	if err != nil {
+		return err
+	}
+	files, _, err := walFiles(r.cl.Data, f.ranges, f.local.control.SegmentSize)
+	if err != nil {
+		return err
+	}
+	if err := keepWAL(files, dir); err != nil {
+		return fmt.Errorf("keeping the WAL in %s: %w", dir, err)
+	}
+	if l == nil {
+		l = &lost{Fork: f.forkName()}
+	}
+	l.Kept, l.Segments = dir, len(files)
+	r.rep.lost = l
+	if err := os.WriteFile(filepath.Join(r.journal.Kept, "README"), []byte(keptReadme(l, f.forkTLI)), 0o600); err != nil {
+		return err
+	}
+	return l.save(r.journal.Kept)
+}
+
+func keptReadme(l *lost, tli int) string {
+	return fmt.Sprintf(`What ot-enable-standby-mode kept when it made this machine a standby.
+
+This machine parted from production at %s. What it wrote after that is
+not in production's database: %s.
+
+diverged-wal/          its WAL from there on (and the timeline history files)
+diverged-commits.txt   every transaction's commit or abort in it, as pg_waldump prints it
+postgresql/            this machine's own configuration files, as they were
+
+Read the WAL with, for example:
+  pg_waldump --path=diverged-wal --timeline=%d --start=%s
+`, l.Fork, l.summary(), tli, forkLSN(l.Fork))
+}
+
+// forkLSN takes the position back out of "timeline N at X/Y".
+func forkLSN(fork string) string {
+	var tli int
+	var at string
+	fmt.Sscanf(fork, "timeline %d at %s", &tli, &at)
+	return at
+}
+
+// saveConfStep keeps this machine's own configuration files (those in the
+// data directory) before pg_rewind or pg_basebackup bring production's;
+// a copy an earlier run of this rebuild kept is kept as it is.
+func (r *rejoin) saveConfStep() run.Step {
+	dir := filepath.Join(r.journal.Kept, "postgresql")
+	return run.Step{What: "keep this machine's PostgreSQL configuration files from " + r.cl.Data + " in " + dir,
+		Do: func(context.Context) error {
+			if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+				return nil
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			for _, name := range confFiles {
+				src := filepath.Join(r.cl.Data, name)
+				fi, err := os.Lstat(src)
+				if err != nil || !fi.Mode().IsRegular() {
+					continue
+				}
+				dst := filepath.Join(dir, name)
+				if err := copyNoFollow(src, dst); err != nil {
+					return err
+				}
+				if err := os.Chmod(dst, fi.Mode().Perm()); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
+}
+
+// restoreConfStep puts this machine's configuration files into data (the
+// rewound directory, or the new copy), as PostgreSQL's user; the journal
+// then moves to phase.
+func (r *rejoin) restoreConfStep(data, phase string) run.Step {
+	dir := filepath.Join(r.journal.Kept, "postgresql")
+	return run.Step{What: "put this machine's PostgreSQL configuration files back into " + data,
+		Do: func(ctx context.Context) error {
+			entries, err := os.ReadDir(dir)
+			if err != nil && !os.IsNotExist(err) {
+				return err
+			}
+			for _, e := range entries {
+				b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				if err != nil {
+					return err
+				}
+				if err := r.asUser(ctx, filepath.Join(data, e.Name()), fileMode(filepath.Join(dir, e.Name())), b); err != nil {
+					return err
+				}
+			}
+			return r.journal.set(phase)
+		}}
+}
+
+// rewindStep rewinds this machine's data directory to production's
+// timeline with pg_rewind, whose -R writes standby.signal and a
+// primary_conninfo pointing at production. The journal says "rewinding"
+// while it runs: cut short, it leaves a directory only a copy can replace.
+func (r *rejoin) rewindStep() run.Step {
+	cl := r.cl
+	args := []string{cl.Bin("pg_rewind"), "--target-pgdata=" + cl.Data, "--source-server=" + r.toolConninfo(), "--write-recovery-conf"}
+	if cl.Debian && cl.ConfigDir != "" && cl.Major() >= 15 {
+		// A crashed cluster is recovered first, in single-user mode, which
+		// needs postgresql.conf: a Debian cluster keeps it elsewhere.
+		args = append(args, "--config-file="+filepath.Join(cl.ConfigDir, "postgresql.conf"))
+	}
+	s := run.Step{What: fmt.Sprintf("rewind PostgreSQL %s to production's timeline %d (pg_rewind; -R makes it a standby of production)", cl, r.f.prod.tli),
+		Argv: cl.As(args...), Dir: "/", Timeout: rebuildTimeout}
+	s.Do = func(ctx context.Context) error {
+		if err := r.journal.set(phaseRewinding); err != nil {
+			return err
+		}
+		r.rep.rebuildStart = time.Now()
+		if _, err := r.env.Runner.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%w; %s may be half rewound: run %s again, it makes a base backup instead", err, cl.Data, prog)
+		}
+		r.rep.rebuildEnd = time.Now()
+		return nil
+	}
+	return s
+}
+
+// baseBackupStep copies production's database into a new data directory
+// beside this one: fast checkpoint (now, not at production's next),
+// WAL streamed alongside, -R writing standby.signal and primary_conninfo.
+func (r *rejoin) baseBackupStep() run.Step {
+	cl, f := r.cl, r.f
+	args := []string{cl.Bin("pg_basebackup"), "--pgdata=" + f.newData, "--dbname=" + r.toolConninfo(), "--write-recovery-conf",
+		"--wal-method=stream", "--checkpoint=fast"}
+	if f.slot != "" {
+		args = append(args, "--slot="+f.slot)
+	}
+	s := run.Step{What: fmt.Sprintf("copy production's database (about %s) into %s (pg_basebackup -R)", bytesText(f.prod.size), f.newData),
+		Argv: cl.As(args...), Dir: "/", Timeout: rebuildTimeout}
+	s.Do = func(ctx context.Context) error {
+		if err := r.journal.set(phaseBackingUp); err != nil {
+			return err
+		}
+		r.rep.rebuildStart = time.Now()
+		if _, err := r.env.Runner.Exec(ctx, s); err != nil {
+			return err
+		}
+		r.rep.rebuildEnd = time.Now()
+		return nil
+	}
+	return s
+}
+
+// swapStep puts the new copy in place: the old data directory moves to
+// DATA.ot-old-TIME, kept until the new one streams. The journal records
+// the swap before it, so a run cut between the two renames is finished by
+// the next.
+func (r *rejoin) swapStep() run.Step {
+	cl, data := r.cl, r.cl.Data
+	old := r.journal.Old
+	if old == "" {
+		old = data + ".ot-old-" + r.rep.start.Format("20060102-150405")
+	}
+	mv := func(from, to string) []string { return cl.As("mv", "--no-target-directory", "--", from, to) }
+	return run.Step{What: fmt.Sprintf("put the copy in place: %s becomes %s, the copy becomes %s", data, old, data),
+		Argv: mv(data, old), Show: []string{"then: " + joinArgv(mv(r.f.newData, data))},
+		Do: func(ctx context.Context) error {
+			r.journal.Old, r.journal.Keep = old, r.journal.Keep || r.c.KeepOldData
+			if err := r.journal.set(phaseSwapping); err != nil {
+				return err
+			}
+			if exists(data) {
+				if _, err := r.env.Runner.Exec(ctx, run.Step{Argv: mv(data, old), Dir: "/"}); err != nil {
+					return err
+				}
+			}
+			if _, err := r.env.Runner.Exec(ctx, run.Step{Argv: mv(r.f.newData, data), Dir: "/"}); err != nil {
+				return err
+			}
+			r.rep.oldData = old
+			return r.journal.set(phaseSwapped)
+		}}
+}
+
+// removeStep removes a directory as PostgreSQL's user.
+func (r *rejoin) removeStep(what, dir string) run.Step {
+	return run.Step{What: what + ": " + dir, Argv: r.cl.As("rm", "-rf", "--one-file-system", "--", dir), Dir: "/"}
+}
+
+// startStep starts this machine's PostgreSQL, a standby now.
+func (r *rejoin) startStep() run.Step {
+	s := r.cl.StartStep(r.wait, r.f.local.logFile)
+	s.What = fmt.Sprintf("start PostgreSQL %s as a standby", r.cl)
+	s.Do = func(ctx context.Context) error {
+		if _, err := r.env.Runner.Exec(ctx, s); err != nil {
+			if tail := logTail(r.f.local.logFile); tail != "" {
+				return fmt.Errorf("%w; its log says: %s", err, tail)
+			}
+			return err
+		}
+		r.rep.started = time.Now()
+		return nil
+	}
+	return s
+}
+
+// doneStep ends the rebuild: the old data directory goes (unless kept),
+// and so does the journal.
+func (r *rejoin) doneStep() run.Step {
+	return run.Step{What: "remove the old data directory, if a base backup replaced it (kept with --keep-old-data), and end the rebuild's journal",
+		Do: func(ctx context.Context) error {
+			j := r.journal
+			if j.Old != "" && exists(j.Old) {
+				r.rep.oldData = j.Old
+				if j.Keep || r.c.KeepOldData {
+					r.rep.oldKept = true
+				} else if _, err := r.env.Runner.Exec(ctx, r.removeStep("", j.Old)); err != nil {
+					return err
+				}
+			}
+			return j.done()
+		}}
+}
+
+func joinArgv(argv []string) string { return shellquote.Join(argv...) }
