@@ -391,7 +391,7 @@ func (f *facts) print(env *cli.Env) {
 	row(env, "state", m.stateText())
 	row(env, "system", m.control.SystemID+map[bool]string{true: " (the same as production's)", false: " (NOT production's)"}[m.control.SystemID == p.sysid])
 	row(env, "rewind possible", m.rewindText(p))
-	if f.forkTLI > 0 {
+	if f.forkTLI > 0 && f.forkAt != pg.MaxLSN {
 		row(env, "parted from production", f.forkName())
 	}
 	if len(f.ranges) > 0 && f.method != methodNone {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
+	"github.com/ot-redundancy/ot-redundancy/internal/lab/aptlab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/piplab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
@@ -111,6 +112,12 @@ CREATE TABLE ir_attachment (id serial PRIMARY KEY, name text, store_fname text)`
 	l.b.pg = pglab.StartStandbyWith(t, l.a.pg, pglab.Options{Name: "b", Listen: l.b.prod.Addr})
 	for _, m := range []*server{l.a, l.b} {
 		l.writeConfig(t, m, o.extra)
+		t.Cleanup(func() {
+			// Where the command's pg_ctl start logs, when the test failed.
+			if b, err := os.ReadFile(m.pg.Data + ".log"); err == nil && t.Failed() {
+				t.Logf("%s's %s.log:\n%s", m.name, m.pg.Data, b)
+			}
+		})
 	}
 	// A's Odoo is enabled at boot, as on production; it is not running.
 	if res := l.ns(t, "update-rc.d", l.a.service, "defaults"); res.code != 0 {
@@ -139,15 +146,21 @@ func (l *lab) newMachine(t testing.TB, name, wheels string) *server {
 	return m
 }
 
-// startProd starts m's sshd, showing m's files at other's paths.
+// startProd starts m's sshd, showing m's files at other's paths, and a
+// dpkg database of its own whose manual packages the host has (other
+// sessions' tests install and remove packages on the host meanwhile).
 func startProd(t testing.TB, m, other *server) *prodlab.Prod {
 	t.Helper()
-	return prodlab.Start(t, prodlab.Options{Binds: map[string]string{
-		other.filestore:                  m.filestore,
-		other.share:                      m.share,
-		filepath.Dir(other.odooConf):     filepath.Dir(m.odooConf),
-		filepath.Join(other.dir, "venv"): filepath.Join(m.dir, "venv"),
-	}})
+	var pkgs []aptlab.Pkg
+	for _, name := range []string{"coreutils", "git"} {
+		pkgs = append(pkgs, aptlab.Pkg{Name: name, Version: aptlab.Installed(t, name)})
+	}
+	binds := aptlab.ProductionBinds(t, filepath.Join(m.dir, "apt"), pkgs, nil)
+	binds[other.filestore] = m.filestore
+	binds[other.share] = m.share
+	binds[filepath.Dir(other.odooConf)] = filepath.Dir(m.odooConf)
+	binds[filepath.Join(other.dir, "venv")] = filepath.Join(m.dir, "venv")
+	return prodlab.Start(t, prodlab.Options{Binds: binds})
 }
 
 // writeConfig writes m's configuration as a standby of the other machine:
@@ -311,9 +324,10 @@ func (l *lab) exec(t testing.TB, cmd *exec.Cmd) result {
 
 // killAt runs ot-enable-standby-mode for m and kills it (SIGKILL: no
 // chance to clean up, as a crash or a power cut) as soon as it starts the
-// step whose description holds marker. killed is false when no such step
-// began and the run went to its end.
-func (l *lab) killAt(t testing.TB, m *server, marker string, args ...string) result {
+// step whose description holds marker and, when set, once until says the
+// step is under way. killed is false when no such step began and the run
+// went to its end.
+func (l *lab) killAt(t testing.TB, m *server, marker string, until func() bool, args ...string) result {
 	t.Helper()
 	cmd := l.command(t, m, prog, args...)
 	var stderr bytes.Buffer
@@ -332,6 +346,9 @@ func (l *lab) killAt(t testing.TB, m *server, marker string, args ...string) res
 		line := sc.Text()
 		stdout.WriteString(line + "\n")
 		if !killed && strings.HasPrefix(line, "[") && strings.Contains(line, "] ") && strings.Contains(line, marker) {
+			for deadline := time.Now().Add(10 * time.Second); until != nil && !until() && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
 			// unshare and sh exec'd: the pid is the command's.
 			cmd.Process.Signal(syscall.SIGKILL)
 			killed = true
@@ -417,6 +434,14 @@ func (m *server) kept(t testing.TB) string {
 }
 
 func (m *server) journal() string { return filepath.Join(m.dir, "backups", prog+".journal") }
+
+// inPhase tells whether m's journal records phase.
+func (m *server) inPhase(phase string) func() bool {
+	return func() bool {
+		b, err := os.ReadFile(m.journal())
+		return err == nil && strings.Contains(string(b), `"phase": "`+phase+`"`)
+	}
+}
 
 // orders lists m's sale orders, "id name" lines.
 func (l *lab) orders(t testing.TB, m *server) string {

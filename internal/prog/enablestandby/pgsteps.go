@@ -141,33 +141,41 @@ func forkLSN(fork string) string {
 
 // saveConfStep keeps this machine's own configuration files (those in the
 // data directory) before pg_rewind or pg_basebackup bring production's;
-// a copy an earlier run of this rebuild kept is kept as it is.
+// a copy an earlier run of this rebuild kept is kept as it is. The copy
+// is made aside and renamed whole: a run cut short leaves none, never half.
 func (r *rejoin) saveConfStep() run.Step {
 	dir := filepath.Join(r.journal.Kept, "postgresql")
 	return run.Step{What: "keep this machine's PostgreSQL configuration files from " + r.cl.Data + " in " + dir,
 		Do: func(context.Context) error {
-			if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+			if exists(dir) {
 				return nil
 			}
-			if err := os.MkdirAll(dir, 0o700); err != nil {
+			tmp := dir + ".part"
+			if err := os.RemoveAll(tmp); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(tmp, 0o700); err != nil {
 				return err
 			}
 			for _, name := range confFiles {
-				src := filepath.Join(r.cl.Data, name)
-				fi, err := os.Lstat(src)
-				if err != nil || !fi.Mode().IsRegular() {
-					continue
-				}
-				dst := filepath.Join(dir, name)
-				if err := copyNoFollow(src, dst); err != nil {
-					return err
-				}
-				if err := os.Chmod(dst, fi.Mode().Perm()); err != nil {
+				if err := saveConf(filepath.Join(r.cl.Data, name), filepath.Join(tmp, name)); err != nil {
 					return err
 				}
 			}
-			return nil
+			return os.Rename(tmp, dir)
 		}}
+}
+
+// saveConf copies one configuration file, with its mode, if it is there.
+func saveConf(src, dst string) error {
+	fi, err := os.Lstat(src)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	if err := copyNoFollow(src, dst); err != nil {
+		return err
+	}
+	return os.Chmod(dst, fi.Mode().Perm())
 }
 
 // restoreConfStep puts this machine's configuration files into data (the
@@ -301,21 +309,23 @@ func (r *rejoin) startStep() run.Step {
 	return s
 }
 
-// doneStep ends the rebuild: the old data directory goes (unless kept),
-// and so does the journal.
-func (r *rejoin) doneStep() run.Step {
-	return run.Step{What: "remove the old data directory, if a base backup replaced it (kept with --keep-old-data), and end the rebuild's journal",
+// oldDataStep removes the data directory a base backup replaced, once
+// the new one streams (unless kept). The journal stays until the report
+// is written: a later run still finds what this rebuild kept.
+func (r *rejoin) oldDataStep() run.Step {
+	return run.Step{What: "remove the old data directory the copy replaced (kept with --keep-old-data)",
 		Do: func(ctx context.Context) error {
 			j := r.journal
-			if j.Old != "" && exists(j.Old) {
-				r.rep.oldData = j.Old
-				if j.Keep || r.c.KeepOldData {
-					r.rep.oldKept = true
-				} else if _, err := r.env.Runner.Exec(ctx, r.removeStep("", j.Old)); err != nil {
-					return err
-				}
+			if j.Old == "" || !exists(j.Old) {
+				return nil
 			}
-			return j.done()
+			r.rep.oldData = j.Old
+			if j.Keep || r.c.KeepOldData {
+				r.rep.oldKept = true
+				return nil
+			}
+			_, err := r.env.Runner.Exec(ctx, r.removeStep("", j.Old))
+			return err
 		}}
 }
 

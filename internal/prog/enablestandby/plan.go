@@ -87,14 +87,14 @@ func (r *rejoin) fence() {
 func (r *rejoin) postgres() {
 	f, cl := r.f, r.cl
 	switch f.method {
-	case methodNone:
-		r.add(r.pointStep(), r.waitStep(), r.doneStep())
-		return
-	case methodReconfigure:
-		if !cl.Online {
+	case methodNone, methodReconfigure:
+		if f.method == methodReconfigure && !cl.Online {
 			r.add(r.startStep())
 		}
-		r.add(r.pointStep(), r.waitStep(), r.doneStep())
+		r.add(r.pointStep(), r.waitStep())
+		if r.journal.Old != "" {
+			r.add(r.oldDataStep())
+		}
 		return
 	}
 	if cl.Online {
@@ -116,7 +116,10 @@ func (r *rejoin) postgres() {
 			r.add(r.baseBackupStep(), r.restoreConfStep(f.newData, phaseBackingUp), r.swapStep())
 		}
 	}
-	r.add(r.startStep(), r.pointStep(), r.waitStep(), r.doneStep())
+	r.add(r.startStep(), r.pointStep(), r.waitStep())
+	if f.method == methodBaseBackup {
+		r.add(r.oldDataStep())
+	}
 }
 
 // copyReady: an earlier run's base backup is complete and waits to be put
@@ -143,7 +146,10 @@ func (r *rejoin) print() {
 // lock is held the report is written whatever happens.
 func (r *rejoin) execute() (err error) {
 	env := r.env
-	defer func() { r.lock.Release() }()
+	defer func() {
+		r.q.Close()
+		r.lock.Release()
+	}()
 	steps := []run.Step{{Do: func(context.Context) error {
 		r.print()
 		return r.c.confirm(env, r.f)
@@ -188,10 +194,13 @@ func (r *rejoin) takeLock() error {
 	return nil
 }
 
-// finish writes the report and stamps the summary file: the command
-// succeeded.
+// finish writes the report, ends the rebuild's journal and stamps the
+// summary file: the command succeeded.
 func (r *rejoin) finish() error {
 	if err := r.writeReport(); err != nil {
+		return err
+	}
+	if err := r.journal.done(); err != nil {
 		return err
 	}
 	return r.f.job.Stamp(prog)

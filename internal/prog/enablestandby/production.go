@@ -63,11 +63,20 @@ func (a asker) ask(ctx context.Context, replication bool, sql string) (string, e
 		Timeout: time.Minute, MaxOutput: maxAnswer})
 	if err != nil {
 		return "", &cli.Error{Code: cli.ExitFailure, Err: err,
-			Msg: fmt.Sprintf("cannot query production's PostgreSQL at %s:%d as %s: %s", a.host, a.port, a.creds.user, cli.Printable(run.Brief(err))),
+			Msg: fmt.Sprintf("cannot query production's PostgreSQL at %s:%d as %s: %s", a.host, a.port, a.creds.user, cli.Printable(psqlCause(err))),
 			Hint: "check that it runs and listens there, that its pg_hba.conf lets " + a.creds.user +
 				" in from this machine (for replication and for database postgres), and the password in REPLICATION_PASSFILE"}
 	}
 	return strings.TrimRight(string(out), "\n"), nil
+}
+
+// psqlCause says why psql failed: libpq's last line only names the
+// password file it used, the line before says what went wrong.
+func psqlCause(err error) string {
+	if cause := run.Cause(err, "password retrieved from file"); cause != "" {
+		return fmt.Sprintf("%s (exit status %d)", cause, run.ExitCode(err))
+	}
+	return run.Brief(err)
 }
 
 // probeProduction asks production who it is, where it stands and where it

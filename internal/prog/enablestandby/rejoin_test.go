@@ -1,12 +1,19 @@
 package enablestandby
 
 import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
 	"os"
+	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
@@ -293,4 +300,192 @@ func TestDryRun(t *testing.T) {
 	assertNoPassword(t, l, a, res)
 }
 
-var stepRe = regexp.MustCompile(`(?m)^\[(\d+)/(\d+)\] (.*)$`)
+// TestInterruptedAtEachStep kills the command (SIGKILL: no cleanup, as a
+// crash or a power cut) at the start of each step in turn, each run
+// continuing from where the last was killed, then lets one finish. The
+// kill during pg_rewind leaves a data directory that cannot be trusted:
+// the next run replaces it by a base backup, whose own steps are then
+// killed in turn. The last run ends with A a streaming standby of B, with
+// B's data, what A lost still stated and nothing left behind.
+func TestInterruptedAtEachStep(t *testing.T) {
+	l := newLab(t, labOptions{checksums: true})
+	l.splitBrain(t)
+	a, b := l.a, l.b
+	confBefore := prodlab.ReadFile(t, filepath.Join(a.pg.Data, "postgresql.conf"))
+	for _, step := range []struct {
+		marker string
+		until  func() bool
+	}{
+		{"take the sync lock", nil}, {"stop Odoo", nil}, {"disable Odoo at boot", nil}, {"give PostgreSQL's user the replication password", nil},
+		{"stop PostgreSQL", nil}, {"keep the WAL this machine wrote", nil}, {"keep this machine's PostgreSQL configuration files", nil},
+		// While pg_rewind runs: the next run can only replace the data directory.
+		{"rewind PostgreSQL", a.inPhase(phaseRewinding)},
+		// While pg_basebackup runs: the next run starts the copy again.
+		{"copy production's database", a.inPhase(phaseBackingUp)},
+		{"put this machine's PostgreSQL configuration files back", nil}, {"put the copy in place", nil},
+		{"start PostgreSQL", nil}, {"point it at production", nil}, {"wait until it streams", nil}, {"remove the old data directory", nil},
+		{"set PROMOTED", nil}, {"run a first full sync", nil}, {"check that ot-status is green", nil}, {"write the report", nil},
+	} {
+		res := l.killAt(t, a, step.marker, step.until, "--yes")
+		if !res.killed {
+			t.Fatalf("no step %q began:\n%s", step.marker, res)
+		}
+	}
+	res := l.run(t, a, prog, "--yes")
+	if res.code != 0 {
+		t.Fatalf("the run after the interruptions failed:\n%s", res)
+	}
+	if !a.streamsFrom(t) {
+		t.Fatal("A does not stream from B")
+	}
+	a.waitCaughtUp(t)
+	if got, want := l.orders(t, a), l.orders(t, b); got != want {
+		t.Errorf("A's orders differ from B's:\n%s\n---\n%s", got, want)
+	}
+	if got := prodlab.ReadFile(t, filepath.Join(a.pg.Data, "postgresql.conf")); got != confBefore {
+		t.Error("A's postgresql.conf is not its own")
+	}
+	if left, _ := filepath.Glob(a.pg.Data + ".ot-*"); len(left) != 0 || prodlab.Exists(a.journal()) {
+		t.Errorf("left behind: %v, journal %v", left, prodlab.Exists(a.journal()))
+	}
+	// The last report is green; what A lost is in it, or in the report
+	// the run killed while writing it left.
+	if rep := a.report(t); !strings.Contains(rep, "ot-status: OK") {
+		t.Errorf("report:\n%s", rep)
+	}
+	stated := false
+	for _, r := range a.reports(t) {
+		stated = stated || strings.Contains(prodlab.ReadFile(t, r), "3 committed transactions (")
+	}
+	if !stated {
+		t.Error("no report states the 3 lost transactions")
+	}
+	if strings.Count(prodlab.ReadFile(t, filepath.Join(a.kept(t), "diverged-commits.txt")), "desc: COMMIT ") != 3 {
+		t.Error("the lost transactions' list is not complete")
+	}
+	if cfg := a.config(t); cfg.Get(config.SyncMode) != "on" || cfg.Promoted() || l.enabledAtBoot(a) {
+		t.Errorf("SYNCMODE=%s PROMOTED=%v Odoo enabled %v", cfg.Get(config.SyncMode), cfg.Promoted(), l.enabledAtBoot(a))
+	}
+}
+
+// TestFinishesAnInterruptedSwap: a run was cut between the swap's two
+// renames, leaving the data directory missing, its copy beside it and
+// the journal saying "swapping". A dry run says so and changes nothing;
+// the next run finishes the swap, starts the copy and removes the old one.
+func TestFinishesAnInterruptedSwap(t *testing.T) {
+	l := newLab(t, labOptions{})
+	l.splitBrain(t)
+	a, b := l.a, l.b
+	a.pg.Stop(t)
+	// What the command had done: the copy, with A's own configuration,
+	// then the journal, then the first rename.
+	data, cp, old := a.pg.Data, a.pg.Data+".ot-basebackup", a.pg.Data+".ot-old-20260101-000000"
+	if _, err := a.pg.Command(context.Background(), filepath.Join(a.pg.BinDir, "pg_basebackup"), "-D", cp, "-R", "-X", "stream", "-c", "fast",
+		"-h", "127.0.0.1", "-p", strconv.Itoa(b.pg.Port), "-U", "postgres"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range confFiles {
+		prodlab.WriteFileMode(t, filepath.Join(cp, f), prodlab.ReadFile(t, filepath.Join(data, f)), 0o600)
+		os.Chown(filepath.Join(cp, f), uidOf(t, a.pg.OSUser), gidOf(t, a.pg.OSUser))
+	}
+	prodlab.WriteFileMode(t, a.journal(), fmt.Sprintf(`{"data": %q, "phase": "swapping", "kept": %q, "old": %q, "started": "2026-01-01T00:00:00Z"}`,
+		data, filepath.Join(a.dir, "backups", "20260101-000000-enable-standby"), old), 0o600)
+	if err := os.Rename(data, old); err != nil {
+		t.Fatal(err)
+	}
+
+	res := l.run(t, a, prog, "--dry-run")
+	if res.code != cli.ExitFailure || !strings.Contains(res.stderr, "an interrupted run left "+data+" missing") || prodlab.Exists(data) {
+		t.Fatalf("dry run:\n%s", res)
+	}
+	res = l.run(t, a, prog, "--yes")
+	if res.code != 0 || !strings.Contains(res.stdout, "Finishing the swap an interrupted run began") {
+		t.Fatalf("run:\n%s", res)
+	}
+	if !a.streamsFrom(t) {
+		t.Fatal("A does not stream from B")
+	}
+	if prodlab.Exists(old) || prodlab.Exists(cp) || prodlab.Exists(a.journal()) {
+		t.Error("the old data directory, the copy's name or the journal is left")
+	}
+}
+
+// TestRefusesClientsFromElsewhere: a client connected to A's database
+// from another address means A may still serve: refused unless --force.
+func TestRefusesClientsFromElsewhere(t *testing.T) {
+	l := newLab(t, labOptions{checksums: true})
+	l.splitBrain(t)
+	a := l.a
+	hba := filepath.Join(a.pg.Data, "pg_hba.conf")
+	prodlab.WriteFileMode(t, hba, prodlab.ReadFile(t, hba)+"host all postgres 127.0.0.9/32 trust\n", 0o600)
+	a.pg.Exec(t, "SELECT pg_reload_conf()")
+	conn := connectFrom(t, "127.0.0.9", a.pg.Port)
+	defer conn.Close()
+	res := l.run(t, a, prog, "--yes")
+	if res.code != cli.ExitRefused || !strings.Contains(res.stderr, "its database has clients from elsewhere: 127.0.0.9") {
+		t.Fatalf("want a refusal naming the client:\n%s", res)
+	}
+	if a.pg.Query(t, "SELECT pg_is_in_recovery()") != "f" || len(a.reports(t)) != 0 {
+		t.Error("the refused run changed something")
+	}
+}
+
+// connectFrom opens a session to the server on 127.0.0.1:port from
+// address src, as a client on another machine would: PostgreSQL's
+// startup message, for user postgres (trusted on loopback), until the
+// server is ready for a query.
+func connectFrom(t *testing.T, src string, port int) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := "user\x00postgres\x00database\x00erp\x00\x00"
+	msg := make([]byte, 8, 8+len(params))
+	binary.BigEndian.PutUint32(msg, uint32(8+len(params)))
+	binary.BigEndian.PutUint32(msg[4:], 196608) // protocol 3.0
+	if _, err := conn.Write(append(msg, params...)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	for {
+		typ, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("startup: %v", err)
+		}
+		var n uint32
+		if err := binary.Read(r, binary.BigEndian, &n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyN(io.Discard, r, int64(n)-4); err != nil {
+			t.Fatal(err)
+		}
+		switch typ {
+		case 'E':
+			t.Fatal("the server refused the session")
+		case 'Z':
+			conn.SetReadDeadline(time.Time{})
+			return conn
+		}
+	}
+}
+
+func uidOf(t testing.TB, name string) int {
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(u.Uid)
+	return n
+}
+
+func gidOf(t testing.TB, name string) int {
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(u.Gid)
+	return n
+}

@@ -94,7 +94,7 @@ func (r *report) text() string {
 	fmt.Fprintf(&b, "\nThis machine's PostgreSQL %s (data %s)\n", m.cluster, m.cluster.Data)
 	line("before", m.stateText())
 	line("method", r.method.String()+": "+r.reason)
-	if f.forkTLI > 0 {
+	if f.forkTLI > 0 && f.forkAt != pg.MaxLSN {
 		line("parted from production", f.forkName())
 	}
 	line("lost (not in production)", r.lostText())
@@ -108,7 +108,9 @@ func (r *report) text() string {
 	if !r.rebuildStart.IsZero() {
 		line("rebuilt", fmt.Sprintf("%s, in %s", stampMS(r.rebuildStart), durationOrNot(r.rebuildStart, r.rebuildEnd)))
 	}
-	line("started as a standby", r.after(r.started))
+	if !r.started.IsZero() {
+		line("started as a standby", r.after(r.started))
+	}
 	line("streaming", r.after(r.streaming))
 	if !r.caughtUp.IsZero() {
 		line("caught up", fmt.Sprintf("%s, replayed up to %s", r.after(r.caughtUp), r.replayed))
@@ -160,10 +162,13 @@ func durationOrNot(a, b time.Time) string {
 }
 
 func (r *report) lostText() string {
-	if r.lost == nil {
-		return "nothing: this machine wrote nothing after it parted from production"
+	switch {
+	case r.lost != nil:
+		return r.lost.summary()
+	case r.method == methodNone:
+		return "not counted: PostgreSQL already streamed from production when this run began (the run that rebuilt it reported it)"
 	}
-	return r.lost.summary()
+	return "nothing: this machine wrote nothing after it parted from production"
 }
 
 func (r *report) checklist() []string {

@@ -13,17 +13,28 @@ import (
 )
 
 // session is one psql to this machine's server, opened once it runs as
-// a standby.
+// a standby. A standby just started may refuse connections until its
+// replay reaches a consistent state ("the database system is starting
+// up"): it is tried again until STREAM_TIMEOUT.
 func (r *rejoin) session(ctx context.Context) (*pg.Session, error) {
 	if r.q != nil {
 		return r.q, nil
 	}
-	q, err := r.cl.Open(ctx, r.env.Runner)
-	if err != nil {
-		return nil, err
+	deadline := time.Now().Add(r.wait)
+	for {
+		q, err := r.cl.Open(ctx, r.env.Runner)
+		if err == nil {
+			r.q = q
+			return q, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	r.q = q
-	return q, nil
 }
 
 // wantConninfo is the primary_conninfo this standby follows production
