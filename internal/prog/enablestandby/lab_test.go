@@ -23,6 +23,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/pglab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/piplab"
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/fullsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/promote"
 )
 
@@ -35,6 +36,8 @@ func TestMain(m *testing.M) {
 		os.Exit(Main(os.Args[1:]))
 	case "ot-disable-standby-mode":
 		os.Exit(promote.Main(os.Args[1:]))
+	case fullsync.Name:
+		os.Exit(fullsync.Main(os.Args[1:]))
 	}
 	code := m.Run()
 	piplab.Cleanup()

@@ -40,15 +40,22 @@ func (l *lost) summary() string {
 	if l == nil {
 		return "nothing: this machine wrote nothing after it parted from production"
 	}
-	s := fmt.Sprintf("%d committed transactions", l.Commits)
+	s := plural(l.Commits, "committed transaction")
 	if l.Commits > 0 {
 		s += fmt.Sprintf(" (%s to %s)", l.First.Local().Format("2006-01-02 15:04:05"), l.Last.Local().Format("2006-01-02 15:04:05 MST"))
 	}
-	s += fmt.Sprintf(", %d heap row changes, %d WAL records, written after %s", l.Changes, l.Records, l.Fork)
+	s += ", " + plural(l.Changes, "heap row change") + ", " + plural(l.Records, "WAL record") + ", written after " + l.Fork
 	if l.Incomplete != "" {
 		s += "; AT LEAST: " + l.Incomplete
 	}
 	return s
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // waldumpTime is how pg_waldump prints a commit's time, under TZ=UTC.
