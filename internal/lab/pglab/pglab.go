@@ -363,8 +363,8 @@ func (c *Cluster) Timeline(t testing.TB) int {
 
 // AddReplicationRole creates, on a primary, the role a standby replicates
 // and rewinds with: LOGIN REPLICATION with a password, allowed to run the
-// functions pg_rewind calls (as PostgreSQL's pg_rewind page lists them),
-// and makes pg_hba.conf demand its password (scram-sha-256) from loopback,
+// functions pg_rewind calls (as PostgreSQL's pg_rewind page lists them)
+// and to run CHECKPOINT (pg_checkpoint), and makes pg_hba.conf demand its password (scram-sha-256) from loopback,
 // for replication and for every database. Standbys copied afterwards get
 // the role and the pg_hba.conf lines too.
 func (c *Cluster) AddReplicationRole(t testing.TB, user, password string) {
@@ -373,7 +373,8 @@ func (c *Cluster) AddReplicationRole(t testing.TB, user, password string) {
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO %[1]s;
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO %[1]s;
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO %[1]s;
-GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO %[1]s;`, user, password))
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO %[1]s;
+GRANT pg_checkpoint TO %[1]s;`, user, password))
 	hba := filepath.Join(c.Data, "pg_hba.conf")
 	old, err := os.ReadFile(hba)
 	if err != nil {
@@ -386,4 +387,22 @@ GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, b
 		t.Fatalf("pglab: %v", err)
 	}
 	c.Exec(t, "SELECT pg_reload_conf()")
+}
+
+// Copy copies a stopped cluster's data directory into a new cluster of
+// the lab, on a port of its own, and leaves the copy stopped: two
+// identical servers to compare one way of handling them with another.
+func (c *Cluster) Copy(t testing.TB, name string) *Cluster {
+	t.Helper()
+	if c.Running() {
+		t.Fatalf("pglab: copying %s: stop it first", c.Name)
+	}
+	cp := newCluster(t, name)
+	cp.listen = c.listen
+	if out, err := exec.Command("cp", "-a", c.Data, cp.Data).CombinedOutput(); err != nil {
+		t.Fatalf("pglab: copying %s: %v\n%s", c.Name, err, out)
+	}
+	cp.Port = freePort(t)
+	cp.appendConf(t, fmt.Sprintf("listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\n", cp.Port, cp.Socket))
+	return cp
 }

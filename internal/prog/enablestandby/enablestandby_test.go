@@ -123,10 +123,10 @@ func TestProductionAnswers(t *testing.T) {
 			t.Errorf("history accepted %q", bad)
 		}
 	}
-	if err := p.state("f|150018|on|123456|physical,false"); err != nil || p.inRecovery || !p.fpw || p.size != 123456 || p.major() != 15 || p.slotType != "physical" || p.slotActive {
+	if err := p.state("f|150018|on|123456|physical,false|2"); err != nil || p.inRecovery || !p.fpw || p.size != 123456 || p.major() != 15 || p.slotType != "physical" || p.slotActive || p.checkpointTLI != 2 {
 		t.Errorf("state: %+v %v", p, err)
 	}
-	for _, bad := range []string{"f|150018|on|1", "x|150018|on|1|", "f|15|on|1|", "f|150018|maybe|1|", "f|150018|on|-1|", "f|150018|on|1|physical,x"} {
+	for _, bad := range []string{"f|150018|on|1|", "x|150018|on|1||1", "f|15|on|1||1", "f|150018|maybe|1||1", "f|150018|on|-1||1", "f|150018|on|1|physical,x|1", "f|150018|on|1||x"} {
 		if err := (&production{}).state(bad); err == nil {
 			t.Errorf("state accepted %q", bad)
 		}

@@ -40,12 +40,13 @@ type facts struct {
 	lost    *lost      // what it wrote there (the preflight's count)
 	walSize int64      // bytes of that WAL, kept before the rebuild
 
-	method  method
-	reason  string
-	doubts  []string // why this machine may still be production: refused unless --force
-	refused error    // a refusal --force does not override
-	newData string   // DATA.ot-basebackup
-	now     time.Time
+	method   method
+	reason   string
+	diverged bool     // this machine wrote (or, stopping, will write) after the fork
+	doubts   []string // why this machine may still be production: refused unless --force
+	refused  error    // a refusal --force does not override
+	newData  string   // DATA.ot-basebackup
+	now      time.Time
 }
 
 func (f *facts) close() {
@@ -221,6 +222,7 @@ func (f *facts) decide(c *CLI) {
 	case !p.fpw:
 		s.rewindWhyNot = "production runs with full_page_writes off"
 	}
+	f.diverged = s.diverged
 	f.doubt(s.sameSystem)
 	s.doubtful = len(f.doubts) > 0 && f.timelineDoubt()
 	f.method, f.reason = choose(s)

@@ -73,6 +73,7 @@ type server struct {
 type lab struct {
 	dir  string
 	a, b *server
+	bin  string // the command's binary; "" means this test binary
 }
 
 // labOptions say how A's cluster is made (B is its copy).
@@ -296,6 +297,9 @@ func (l *lab) command(t testing.TB, m *server, program string, args ...string) *
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if l.bin != "" && program == prog {
+		self = l.bin
 	}
 	argv := append([]string{"--mount", "--propagation", "private", "sh", "-c", nsScript, "sh", l.dir, self, "--config", m.conf}, args...)
 	cmd := exec.Command("unshare", argv...)

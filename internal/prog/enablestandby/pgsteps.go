@@ -1,15 +1,18 @@
 package enablestandby
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kballard/go-shellquote"
 
+	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 )
@@ -221,13 +224,60 @@ func (r *rejoin) rewindStep() run.Step {
 			return err
 		}
 		r.rep.rebuildStart = time.Now()
-		if _, err := r.env.Runner.Exec(ctx, s); err != nil {
+		var said bytes.Buffer
+		one := s
+		one.Stderr = &said
+		if _, err := r.env.Runner.Exec(ctx, one); err != nil {
 			return fmt.Errorf("%w; %s may be half rewound: run %s again, it makes a base backup instead", err, cl.Data, prog)
 		}
 		r.rep.rebuildEnd = time.Now()
+		if r.f.diverged && strings.Contains(said.String(), "no rewind required") {
+			// pg_rewind changed no data file: the directory can be trusted.
+			if err := r.journal.set(phaseStarted); err != nil {
+				return err
+			}
+			return cli.Fail(cli.ExitFailure, "pg_rewind found nothing to rewind, although this machine wrote WAL after it parted from production: production's control file does not show its new timeline yet",
+				"run CHECKPOINT on production, then run "+prog+" again")
+		}
 		return nil
 	}
 	return s
+}
+
+// checkpointStep waits until production's control file records its
+// timeline: after a promotion that takes its first checkpoint, and
+// pg_rewind reads the timeline there (before PostgreSQL 16). It asks for
+// the checkpoint (allowed to superusers and, from 15 on, members of
+// pg_checkpoint), else waits for the one the promotion started.
+func (r *rejoin) checkpointStep() run.Step {
+	p := r.f.prod
+	sql := "CHECKPOINT"
+	return run.Step{What: fmt.Sprintf("wait until production's last checkpoint is on its timeline %d (CHECKPOINT there when %s may; up to %s)", p.tli, p.user, r.wait),
+		Argv: r.cl.ConnArgv(r.f.ask.conninfo(false), "-c", sql),
+		Do: func(ctx context.Context) error {
+			if _, err := r.f.ask.ask(ctx, false, sql); err != nil {
+				r.env.Log.Debug().Err(err).Msg("CHECKPOINT on production refused; waiting for its own")
+			}
+			deadline := time.Now().Add(r.wait)
+			for {
+				tli, err := r.f.ask.checkpointTimeline(ctx)
+				if err != nil {
+					return err
+				}
+				if tli >= p.tli {
+					return nil
+				}
+				if time.Now().After(deadline) {
+					return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's last checkpoint is still on timeline %d after %s", tli, r.wait),
+						"run CHECKPOINT on production (or grant pg_checkpoint to "+p.user+"), then run "+prog+" again")
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+		}}
 }
 
 // baseBackupStep copies production's database into a new data directory

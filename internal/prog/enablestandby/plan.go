@@ -108,6 +108,9 @@ func (r *rejoin) postgres() {
 	} else {
 		r.add(r.saveConfStep())
 		if f.method == methodRewind {
+			if f.prod.checkpointTLI < f.prod.tli {
+				r.add(r.checkpointStep())
+			}
 			r.add(r.rewindStep(), r.restoreConfStep(cl.Data, phaseStarted))
 		} else {
 			if exists(f.newData) {

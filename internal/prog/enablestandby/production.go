@@ -29,6 +29,10 @@ type production struct {
 	size       int64 // bytes of its databases: what a base backup copies
 	slotType   string
 	slotActive bool
+	// The timeline of its last checkpoint: after a promotion it lags until
+	// the first checkpoint ends, and pg_rewind, which reads it, would see
+	// nothing to rewind.
+	checkpointTLI int
 }
 
 // maxAnswer bounds what one of production's answers may hold.
@@ -152,15 +156,18 @@ func stateSQL(slot string) string {
 	}
 	return "SELECT pg_is_in_recovery(), current_setting('server_version_num'), current_setting('full_page_writes'), " +
 		"(SELECT coalesce(sum(pg_database_size(oid)), 0) FROM pg_database WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')), " +
-		slotExpr
+		slotExpr + ", (SELECT timeline_id FROM pg_control_checkpoint())"
 }
 
 func (p *production) state(out string) error {
 	f := strings.Split(out, "|")
-	if len(f) != 5 || (f[0] != "t" && f[0] != "f") || (f[2] != "on" && f[2] != "off") {
+	if len(f) != 6 || (f[0] != "t" && f[0] != "f") || (f[2] != "on" && f[2] != "off") {
 		return fmt.Errorf("%q", truncate(out))
 	}
 	var err error
+	if p.checkpointTLI, err = strconv.Atoi(f[5]); err != nil || p.checkpointTLI < 1 {
+		return fmt.Errorf("checkpoint timeline %q", truncate(f[5]))
+	}
 	p.inRecovery, p.fpw = f[0] == "t", f[2] == "on"
 	if p.version, err = strconv.Atoi(f[1]); err != nil || p.version < 90000 {
 		return fmt.Errorf("version %q", truncate(f[1]))
@@ -176,6 +183,19 @@ func (p *production) state(out string) error {
 		p.slotType, p.slotActive = typ, active == "true"
 	}
 	return nil
+}
+
+// checkpointTimeline reads the timeline of production's last checkpoint.
+func (a asker) checkpointTimeline(ctx context.Context) (int, error) {
+	out, err := a.ask(ctx, false, "SELECT timeline_id FROM pg_control_checkpoint()")
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(out)
+	if err != nil {
+		return 0, refusedAnswer("pg_control_checkpoint()", err)
+	}
+	return n, nil
 }
 
 // major is production's major version (15 for 150018).

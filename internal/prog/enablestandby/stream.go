@@ -180,15 +180,17 @@ func orNone(s string) string {
 	return s
 }
 
-// productionLSN is where production's WAL is now.
+// productionLSN is how far production's WAL is flushed now: what its
+// walsender can send. Its write position may stay ahead (hint-bit records
+// in a page not yet flushed on an idle server) and no standby reaches it.
 func (r *rejoin) productionLSN(ctx context.Context) (pg.LSN, error) {
-	out, err := r.f.ask.ask(ctx, false, "SELECT pg_current_wal_lsn()")
+	out, err := r.f.ask.ask(ctx, false, "SELECT pg_current_wal_flush_lsn()")
 	if err != nil {
 		return 0, err
 	}
 	lsn, err := pg.ParseLSN(out)
 	if err != nil {
-		return 0, refusedAnswer("pg_current_wal_lsn()", err)
+		return 0, refusedAnswer("pg_current_wal_flush_lsn()", err)
 	}
 	return lsn, nil
 }
