@@ -316,13 +316,14 @@ func (f *facts) checkSpace(cfg *config.Config) {
 	}
 }
 
-// freeBytes is the space available to root on the file system holding
-// path (or its nearest existing parent).
+// freeBytes is the space PostgreSQL's user may fill (root's reserved
+// blocks left out) on the file system holding path, or its nearest
+// existing parent.
 func freeBytes(path string) (int64, bool) {
 	for p := path; ; p = filepath.Dir(p) {
 		var st syscall.Statfs_t
 		if err := syscall.Statfs(p, &st); err == nil {
-			return int64(st.Bfree) * st.Bsize, true
+			return int64(st.Bavail) * st.Bsize, true
 		}
 		if p == "/" {
 			return 0, false
