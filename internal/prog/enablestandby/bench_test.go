@@ -73,6 +73,9 @@ func benchLab(b *testing.B, mb int) (*lab, *pglab.Cluster) {
 		"-h", l.a.pg.Socket, "-p", strconv.Itoa(l.a.pg.Port), "erp"); err != nil {
 		b.Fatal(err)
 	}
+	// A checkpoint after the load, as an idle production makes one every
+	// checkpoint_timeout: pg_rewind reads A's WAL back to it.
+	l.a.pg.Exec(b, "CHECKPOINT")
 	l.b.waitCaughtUp(b)
 	l.splitBrain(b)
 	l.a.pg.Stop(b)

@@ -101,8 +101,30 @@ func inspect(env *cli.Env, cfg *config.Config, c *CLI, j *job.Job) (*facts, erro
 		return f, err
 	}
 	f.decide(c)
+	if err := f.probeRewind(env); err != nil {
+		return f, err
+	}
 	f.checkSpace(cfg)
 	return f, nil
+}
+
+// probeRewind asks pg_rewind itself, in a dry run, whether it can rewind
+// a cluster found stopped: it needs this machine's WAL back to the last
+// checkpoint before the fork, which checkpoints since may have recycled.
+// A running cluster is asked once stopped, by the rewind step. Nor is it
+// asked while production's control file lags its timeline (pg_rewind
+// would find nothing to rewind): the rewind waits for that first.
+func (f *facts) probeRewind(env *cli.Env) error {
+	m, p := f.local, f.prod
+	if f.method != methodRewind || m.cluster.Online || !m.control.CleanlyStopped() || p.checkpointTLI < p.tli {
+		return nil
+	}
+	err := rewindDryRun(env.Ctx, env.Runner, m.cluster, f.ask.conninfo(false))
+	if err == nil || env.Ctx.Err() != nil {
+		return env.Ctx.Err()
+	}
+	f.method, f.reason = methodBaseBackup, "pg_rewind's dry run says it cannot: "+cli.Printable(run.Cause(err))
+	return nil
 }
 
 // findCluster finds this machine's cluster and refuses one too old or
@@ -160,7 +182,7 @@ func (f *facts) diverge(env *cli.Env) error {
 		return nil
 	}
 	var err error
-	f.lost, err = countLost(env.Ctx, env.Runner, m.cluster, f.forkName(), f.ranges, nil)
+	f.lost, err = countLost(env.Ctx, env.Runner, m.cluster, m.control.SegmentSize, f.forkName(), f.ranges, nil)
 	if err != nil {
 		return err
 	}

@@ -130,13 +130,23 @@ func (w *walCounter) line(s string) {
 }
 
 // countLost runs pg_waldump, as the cluster's user, over this machine's
-// WAL after the fork; the transaction lines go to commits when set.
-func countLost(ctx context.Context, r *run.Runner, cl *pg.Cluster, fork string, ranges []pg.Range, commits io.Writer) (*lost, error) {
+// WAL after the fork; the transaction lines go to commits when set. Where
+// this machine's own checkpoints already recycled the first segments, it
+// counts from the oldest one left, and says so.
+func countLost(ctx context.Context, r *run.Runner, cl *pg.Cluster, segSize int64, fork string, ranges []pg.Range, commits io.Writer) (*lost, error) {
 	l := &lost{Fork: fork}
 	w := &walCounter{l: l, commits: commits}
+	dir := filepath.Join(cl.Data, "pg_wal")
 	for _, rg := range ranges {
-		args := []string{"env", "TZ=UTC", cl.Bin("pg_waldump"), "--path=" + filepath.Join(cl.Data, "pg_wal"),
-			fmt.Sprintf("--timeline=%d", rg.TLI), "--start=" + rg.Start.String()}
+		start, ok := oldestKept(dir, rg, segSize)
+		if !ok {
+			l.incomplete(fmt.Sprintf("none of its WAL on timeline %d from %s is left", rg.TLI, rg.Start))
+			continue
+		}
+		if start > rg.Start {
+			l.incomplete(fmt.Sprintf("its WAL from %s to %s was already recycled by its own checkpoints", rg.Start, start))
+		}
+		args := []string{"env", "TZ=UTC", cl.Bin("pg_waldump"), "--path=" + dir, fmt.Sprintf("--timeline=%d", rg.TLI), "--start=" + start.String()}
 		if rg.End != pg.MaxLSN {
 			args = append(args, "--end="+rg.End.String())
 		}
@@ -147,14 +157,44 @@ func countLost(ctx context.Context, r *run.Runner, cl *pg.Cluster, fork string, 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if l.Incomplete == "" {
-			l.Incomplete = fmt.Sprintf("pg_waldump could not read all of timeline %d from %s: %s", rg.TLI, rg.Start, run.Cause(err))
-		}
+		l.incomplete(fmt.Sprintf("pg_waldump could not read all of timeline %d from %s: %s", rg.TLI, start, run.Cause(err)))
 	}
 	if l.Records == 0 && l.Incomplete == "" {
 		return nil, nil
 	}
 	return l, nil
+}
+
+func (l *lost) incomplete(why string) {
+	if l.Incomplete == "" {
+		l.Incomplete = why
+	}
+}
+
+// oldestKept is where this machine's WAL of range rg starts in pg_wal:
+// rg.Start, or the start of the oldest segment left after it.
+func oldestKept(dir string, rg pg.Range, segSize int64) (pg.LSN, bool) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	first, found := uint64(0), false
+	for _, e := range entries {
+		tli, seg, ok := pg.ParseSegmentName(e.Name(), segSize)
+		if !ok || tli != rg.TLI || seg < rg.Start.Segment(segSize) || (rg.End != pg.MaxLSN && seg > rg.End.Segment(segSize)) {
+			continue
+		}
+		if !found || seg < first {
+			first, found = seg, true
+		}
+	}
+	if !found {
+		return 0, false
+	}
+	if first == rg.Start.Segment(segSize) {
+		return rg.Start, true
+	}
+	return pg.LSN(first * uint64(segSize)), true
 }
 
 // endOfWAL reports whether pg_waldump stopped where this machine's WAL

@@ -97,7 +97,7 @@ func (r *rejoin) keep(ctx context.Context, dir string) error {
 		return err
 	}
 	defer list.Close()
-	l, err := countLost(ctx, r.env.Runner, r.cl, f.forkName(), f.ranges, list)
+	l, err := countLost(ctx, r.env.Runner, r.cl, f.local.control.SegmentSize, f.forkName(), f.ranges, list)
 	if err != nil {
 		return err
 	}
@@ -211,15 +211,21 @@ func (r *rejoin) restoreConfStep(data, phase string) run.Step {
 // while it runs: cut short, it leaves a directory only a copy can replace.
 func (r *rejoin) rewindStep() run.Step {
 	cl := r.cl
-	args := []string{cl.Bin("pg_rewind"), "--target-pgdata=" + cl.Data, "--source-server=" + r.toolConninfo(), "--write-recovery-conf"}
-	if cl.Debian && cl.ConfigDir != "" && cl.Major() >= 15 {
-		// A crashed cluster is recovered first, in single-user mode, which
-		// needs postgresql.conf: a Debian cluster keeps it elsewhere.
-		args = append(args, "--config-file="+filepath.Join(cl.ConfigDir, "postgresql.conf"))
-	}
-	s := run.Step{What: fmt.Sprintf("rewind PostgreSQL %s to production's timeline %d (pg_rewind; -R makes it a standby of production)", cl, r.f.prod.tli),
-		Argv: cl.As(args...), Dir: "/", Timeout: rebuildTimeout}
+	s := run.Step{What: fmt.Sprintf("rewind PostgreSQL %s to production's timeline %d (pg_rewind, after its --dry-run; -R makes it a standby of production)", cl, r.f.prod.tli),
+		Argv: cl.As(rewindArgv(cl, r.toolConninfo(), "--write-recovery-conf")...), Dir: "/", Timeout: rebuildTimeout}
 	s.Do = func(ctx context.Context) error {
+		// Its dry run changes nothing and fails where the real one would
+		// fail before changing anything (this machine's WAL recycled back
+		// to the checkpoint before the fork): then nothing is lost. A
+		// cluster that crashed is left to pg_rewind's own recovery first,
+		// which a dry run skips and then refuses.
+		if cl.Online || r.f.local.control.CleanlyStopped() {
+			if err := rewindDryRun(ctx, r.env.Runner, cl, r.toolConninfo()); err != nil {
+				return &cli.Error{Code: cli.ExitFailure, Err: err,
+					Msg:  "pg_rewind cannot rewind " + cl.Data + ", its dry run says: " + cli.Printable(run.Cause(err)),
+					Hint: "nothing was rewound; run " + prog + " again: it makes a base backup instead"}
+			}
+		}
 		if err := r.journal.set(phaseRewinding); err != nil {
 			return err
 		}
@@ -242,6 +248,24 @@ func (r *rejoin) rewindStep() run.Step {
 		return nil
 	}
 	return s
+}
+
+// rewindArgv is pg_rewind's command line, as the cluster's user runs it.
+func rewindArgv(cl *pg.Cluster, source string, extra ...string) []string {
+	args := []string{cl.Bin("pg_rewind"), "--target-pgdata=" + cl.Data, "--source-server=" + source}
+	if cl.Debian && cl.ConfigDir != "" && cl.Major() >= 15 {
+		// A crashed cluster is recovered first, in single-user mode, which
+		// needs postgresql.conf: a Debian cluster keeps it elsewhere.
+		args = append(args, "--config-file="+filepath.Join(cl.ConfigDir, "postgresql.conf"))
+	}
+	return append(args, extra...)
+}
+
+// rewindDryRun runs pg_rewind --dry-run, which does everything but change
+// the target: it fails when pg_rewind would.
+func rewindDryRun(ctx context.Context, r *run.Runner, cl *pg.Cluster, source string) error {
+	_, err := r.Exec(ctx, run.Step{Argv: cl.As(rewindArgv(cl, source, "--dry-run")...), Dir: "/", Timeout: rebuildTimeout})
+	return err
 }
 
 // checkpointStep waits until production's control file records its

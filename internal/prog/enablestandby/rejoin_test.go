@@ -489,3 +489,41 @@ func gidOf(t testing.TB, name string) int {
 	n, _ := strconv.Atoi(u.Gid)
 	return n
 }
+
+// TestRewindWithoutItsWAL: A went on after the fork long enough for its
+// own checkpoints to recycle its WAL back to the checkpoint before the
+// fork, which pg_rewind needs. Its dry run says so: a base backup is made
+// instead. What A wrote is counted from the WAL left, said to be a floor.
+func TestRewindWithoutItsWAL(t *testing.T) {
+	l := newLab(t, labOptions{checksums: true})
+	l.splitBrain(t)
+	a := l.a
+	// Eight more segments (wal_keep_size keeps four), then a checkpoint.
+	for i := range 8 {
+		l.sql(t, a, fmt.Sprintf("INSERT INTO sale_order VALUES (%d, 'more on A')", 210+i))
+		a.pg.Exec(t, "SELECT pg_switch_wal()")
+	}
+	a.pg.Exec(t, "CHECKPOINT")
+	a.pg.Stop(t)
+
+	res := l.run(t, a, prog, "--yes")
+	if res.code != 0 {
+		t.Fatalf("rejoin failed:\n%s", res)
+	}
+	for _, want := range []string{"pg_rewind's dry run says it cannot: pg_rewind: error: could not find previous WAL record", "pg_basebackup --pgdata",
+		"AT LEAST: its WAL from 0/"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	if !a.streamsFrom(t) {
+		t.Fatal("A does not stream from B")
+	}
+	a.waitCaughtUp(t)
+	if got, want := l.orders(t, a), l.orders(t, l.b); got != want {
+		t.Errorf("A's orders differ from B's:\n%s\n---\n%s", got, want)
+	}
+	if rep := a.report(t); !strings.Contains(rep, "AT LEAST") {
+		t.Errorf("the report does not say the count is a floor:\n%s", rep)
+	}
+}
