@@ -90,6 +90,9 @@ var streamingRe = regexp.MustCompile(`streaming:\s+(\S+ \S+ \S+) \(`)
 func (l *lab) oursToStreaming(b *testing.B, method string) time.Duration {
 	b.Helper()
 	args := []string{"--yes"}
+	if os.Getenv("OT_BENCH_VERBOSE") != "" {
+		args = append(args, "--verbose")
+	}
 	if method == "basebackup" {
 		args = append(args, "--base-backup")
 	}

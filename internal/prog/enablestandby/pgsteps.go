@@ -211,21 +211,9 @@ func (r *rejoin) restoreConfStep(data, phase string) run.Step {
 // while it runs: cut short, it leaves a directory only a copy can replace.
 func (r *rejoin) rewindStep() run.Step {
 	cl := r.cl
-	s := run.Step{What: fmt.Sprintf("rewind PostgreSQL %s to production's timeline %d (pg_rewind, after its --dry-run; -R makes it a standby of production)", cl, r.f.prod.tli),
+	s := run.Step{What: fmt.Sprintf("rewind PostgreSQL %s to production's timeline %d (pg_rewind; -R makes it a standby of production)", cl, r.f.prod.tli),
 		Argv: cl.As(rewindArgv(cl, r.toolConninfo(), "--write-recovery-conf")...), Dir: "/", Timeout: rebuildTimeout}
 	s.Do = func(ctx context.Context) error {
-		// Its dry run changes nothing and fails where the real one would
-		// fail before changing anything (this machine's WAL recycled back
-		// to the checkpoint before the fork): then nothing is lost. A
-		// cluster that crashed is left to pg_rewind's own recovery first,
-		// which a dry run skips and then refuses.
-		if cl.Online || r.f.local.control.CleanlyStopped() {
-			if err := rewindDryRun(ctx, r.env.Runner, cl, r.toolConninfo()); err != nil {
-				return &cli.Error{Code: cli.ExitFailure, Err: err,
-					Msg:  "pg_rewind cannot rewind " + cl.Data + ", its dry run says: " + cli.Printable(run.Cause(err)),
-					Hint: "nothing was rewound; run " + prog + " again: it makes a base backup instead"}
-			}
-		}
 		if err := r.journal.set(phaseRewinding); err != nil {
 			return err
 		}
@@ -234,7 +222,7 @@ func (r *rejoin) rewindStep() run.Step {
 		one := s
 		one.Stderr = &said
 		if _, err := r.env.Runner.Exec(ctx, one); err != nil {
-			return fmt.Errorf("%w; %s may be half rewound: run %s again, it makes a base backup instead", err, cl.Data, prog)
+			return r.rewindFailed(err, said.String())
 		}
 		r.rep.rebuildEnd = time.Now()
 		if r.f.diverged && strings.Contains(said.String(), "no rewind required") {
@@ -248,6 +236,30 @@ func (r *rejoin) rewindStep() run.Step {
 		return nil
 	}
 	return s
+}
+
+// earlyRewindFailures are how pg_rewind fails before its point of no
+// return, having changed nothing: it could not connect, or could not read
+// this machine's WAL back to the checkpoint before the fork (recycled).
+var earlyRewindFailures = []string{"could not connect to server", "connection to server", "could not find previous WAL record",
+	"could not read WAL record", "could not find common ancestor", "from different systems", "must be shut down cleanly",
+	"needs to use either data checksums"}
+
+// rewindFailed says what a failed pg_rewind left. Only a failure pg_rewind
+// names as one before it changes anything leaves a data directory that can
+// be trusted; any other may have left it half rewound.
+func (r *rejoin) rewindFailed(err error, said string) error {
+	for _, early := range earlyRewindFailures {
+		if strings.Contains(said, early) {
+			if jerr := r.journal.set(phaseStarted); jerr != nil {
+				return jerr
+			}
+			return &cli.Error{Code: cli.ExitFailure, Err: err,
+				Msg:  "pg_rewind cannot rewind " + r.cl.Data + ": " + cli.Printable(run.Cause(err)),
+				Hint: "nothing was rewound; run " + prog + " again: pg_rewind's dry run then chooses a base backup"}
+		}
+	}
+	return fmt.Errorf("%w; %s may be half rewound: run %s again, it makes a base backup instead", err, r.cl.Data, prog)
 }
 
 // rewindArgv is pg_rewind's command line, as the cluster's user runs it.

@@ -492,8 +492,11 @@ func gidOf(t testing.TB, name string) int {
 
 // TestRewindWithoutItsWAL: A went on after the fork long enough for its
 // own checkpoints to recycle its WAL back to the checkpoint before the
-// fork, which pg_rewind needs. Its dry run says so: a base backup is made
-// instead. What A wrote is counted from the WAL left, said to be a floor.
+// fork, which pg_rewind needs. A still runs, so pg_rewind itself finds it
+// out, before it changes anything: the run says nothing was rewound. The
+// next run finds A stopped and asks pg_rewind's dry run, which says it
+// cannot: a base backup is made instead. What A wrote is counted from the
+// WAL left, and said to be a floor.
 func TestRewindWithoutItsWAL(t *testing.T) {
 	l := newLab(t, labOptions{checksums: true})
 	l.splitBrain(t)
@@ -504,11 +507,19 @@ func TestRewindWithoutItsWAL(t *testing.T) {
 		a.pg.Exec(t, "SELECT pg_switch_wal()")
 	}
 	a.pg.Exec(t, "CHECKPOINT")
-	a.pg.Stop(t)
 
 	res := l.run(t, a, prog, "--yes")
+	if res.code != cli.ExitFailure || !strings.Contains(res.stderr, "pg_rewind cannot rewind "+a.pg.Data+": pg_rewind: error: could not find previous WAL record") ||
+		!strings.Contains(res.stderr, "nothing was rewound") {
+		t.Fatalf("first run:\n%s", res)
+	}
+	if prodlab.ReadFile(t, a.journal()) == "" || a.inPhase(phaseRewinding)() {
+		t.Error("the journal says the data directory may be half rewound")
+	}
+
+	res = l.run(t, a, prog, "--yes")
 	if res.code != 0 {
-		t.Fatalf("rejoin failed:\n%s", res)
+		t.Fatalf("second run:\n%s", res)
 	}
 	for _, want := range []string{"pg_rewind's dry run says it cannot: pg_rewind: error: could not find previous WAL record", "pg_basebackup --pgdata",
 		"AT LEAST: its WAL from 0/"} {
