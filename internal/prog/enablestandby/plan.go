@@ -89,7 +89,7 @@ func (r *rejoin) postgres() {
 	switch f.method {
 	case methodNone, methodReconfigure:
 		if f.method == methodReconfigure && !cl.Online {
-			r.add(r.startStep())
+			r.add(r.settingsStep(), r.startStep())
 		}
 		r.add(r.pointStep(), r.waitStep())
 		if r.journal.Old != "" {
@@ -119,7 +119,7 @@ func (r *rejoin) postgres() {
 			r.add(r.baseBackupStep(), r.restoreConfStep(f.newData, phaseBackingUp), r.swapStep())
 		}
 	}
-	r.add(r.startStep(), r.pointStep(), r.waitStep())
+	r.add(r.settingsStep(), r.startStep(), r.pointStep(), r.waitStep())
 	if f.method == methodBaseBackup {
 		r.add(r.oldDataStep())
 	}

@@ -323,7 +323,7 @@ func TestInterruptedAtEachStep(t *testing.T) {
 		// While pg_basebackup runs: the next run starts the copy again.
 		{"copy production's database", a.inPhase(phaseBackingUp)},
 		{"put this machine's PostgreSQL configuration files back", nil}, {"put the copy in place", nil},
-		{"start PostgreSQL", nil}, {"point it at production", nil}, {"wait until it streams", nil}, {"remove the old data directory", nil},
+		{"append primary_conninfo", nil}, {"start PostgreSQL", nil}, {"point it at production", nil}, {"wait until it streams", nil}, {"remove the old data directory", nil},
 		{"set PROMOTED", nil}, {"run a first full sync", nil}, {"check that ot-status is green", nil}, {"write the report", nil},
 	} {
 		res := l.killAt(t, a, step.marker, step.until, "--yes")

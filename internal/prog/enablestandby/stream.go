@@ -3,6 +3,7 @@ package enablestandby
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,30 @@ func (r *rejoin) follows(conninfo string) bool {
 	f := r.f
 	return m != nil && m["host"] == f.source && m["port"] == strconv.Itoa(f.port) && m["user"] == f.creds.user &&
 		m["passfile"] == f.creds.target && m["password"] == ""
+}
+
+// settingsStep appends primary_conninfo and primary_slot_name to the
+// stopped server's postgresql.auto.conf, the way pg_basebackup -R does
+// (and PostgreSQL's documentation allows tools to: the last line wins), so
+// that it streams from production from its first start. Set only once it
+// runs, a slot of production's own past that a rewind brought along would
+// keep it from streaming, and so from ever accepting the connection that
+// would change it.
+func (r *rejoin) settingsStep() run.Step {
+	path := filepath.Join(r.cl.Data, "postgresql.auto.conf")
+	lines := "\n# " + prog + ": follow production\n" +
+		"primary_conninfo = " + pg.QuoteLiteral(r.wantConninfo()) + "\n" +
+		"primary_slot_name = " + pg.QuoteLiteral(r.f.slot) + "\n"
+	return run.Step{What: "append primary_conninfo and primary_slot_name to " + path + " (as pg_basebackup -R does)",
+		Argv: r.cl.As(appendArgv(path)...), Show: strings.Split(strings.TrimSpace(lines), "\n"),
+		Do: func(ctx context.Context) error {
+			_, err := r.env.Runner.Exec(ctx, run.Step{Argv: r.cl.As(appendArgv(path)...), Dir: "/", Stdin: strings.NewReader(lines)})
+			return err
+		}}
+}
+
+func appendArgv(path string) []string {
+	return []string{"dd", "of=" + path, "oflag=append", "conv=notrunc,fsync", "status=none"}
 }
 
 // pointStep makes sure the standby follows production through the
