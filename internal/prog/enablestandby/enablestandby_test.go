@@ -59,7 +59,7 @@ pg_waldump: error: error in WAL record at 0/3002268: invalid record length at 0/
 	for i := 0; i < len(out); i += 37 {
 		w.Write([]byte(out[i:min(i+37, len(out))]))
 	}
-	if l.Records != 7 || l.Commits != 3 || l.Aborts != 1 || l.Changes != 2 {
+	if l.Records != 7 || l.Commits != 3 || l.Aborts != 1 || l.Changes != 2 || l.End.String() != "0/3002268" {
 		t.Errorf("counted %+v", l)
 	}
 	if got := l.First.UTC().Format(time.RFC3339); got != "2026-12-05T07:00:00Z" {
@@ -83,21 +83,24 @@ pg_waldump: error: error in WAL record at 0/3002268: invalid record length at 0/
 func TestKeepWALFile(t *testing.T) {
 	const size = 16 << 20
 	ranges := []pg.Range{{TLI: 1, Start: 0x3000000 + 0xA0, End: pg.MaxLSN}}
+	end := pg.LSN(0x5000100) // the last record: segment 5
 	for name, want := range map[string]bool{
-		"000000010000000000000003":         true,
-		"000000010000000000000005":         true,
+		"000000010000000000000003": true,
+		"000000010000000000000005": true,
+		"000000010000000000000006": false, // recycled under a future name
+
 		"000000010000000000000002":         false, // before the fork
 		"000000020000000000000003":         false, // production's timeline
 		"000000010000000000000004.partial": true,
 		"00000002.history":                 true,
 		"archive_status":                   false,
 	} {
-		if got := keepWALFile(name, ranges, size); got != want {
+		if got := keepWALFile(name, ranges, size, end); got != want {
 			t.Errorf("keepWALFile(%s) = %v", name, got)
 		}
 	}
 	ended := []pg.Range{{TLI: 1, Start: 0x30000A0, End: 0x4000010}}
-	if keepWALFile("000000010000000000000005", ended, size) || !keepWALFile("000000010000000000000004", ended, size) {
+	if keepWALFile("000000010000000000000005", ended, size, end) || !keepWALFile("000000010000000000000004", ended, size, end) {
 		t.Error("a range's end is not honoured")
 	}
 }

@@ -186,11 +186,11 @@ func (f *facts) diverge(env *cli.Env) error {
 	if err != nil {
 		return err
 	}
-	if files, size, err := walFiles(m.cluster.Data, f.ranges, m.control.SegmentSize); err == nil {
-		f.walSize = size
-		if f.lost != nil {
-			f.lost.Segments = len(files)
-		}
+	if f.lost == nil {
+		return nil
+	}
+	if files, size, err := walFiles(m.cluster.Data, f.ranges, m.control.SegmentSize, f.lost.End); err == nil {
+		f.walSize, f.lost.Segments = size, len(files)
 	}
 	return nil
 }

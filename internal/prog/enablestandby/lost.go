@@ -30,6 +30,7 @@ type lost struct {
 	Incomplete string    `json:"incomplete,omitempty"` // why the count may fall short
 	Kept       string    `json:"kept,omitempty"`       // where its WAL is kept
 	Segments   int       `json:"segments,omitempty"`
+	End        pg.LSN    `json:"end,omitempty"` // the last record's position: where its WAL ends
 }
 
 // diverged reports whether this machine wrote anything after the fork.
@@ -93,6 +94,12 @@ func (w *walCounter) line(s string) {
 		return
 	}
 	w.l.Records++
+	if _, at, ok := strings.Cut(rest, ", lsn: "); ok {
+		at, _, _ = strings.Cut(at, ",")
+		if lsn, err := pg.ParseLSN(at); err == nil && lsn > w.l.End {
+			w.l.End = lsn
+		}
+	}
 	rmgr, _, _ := strings.Cut(rest, " ")
 	_, desc, _ := strings.Cut(rest, "desc: ")
 	op, arg, _ := strings.Cut(desc, " ")
@@ -210,8 +217,10 @@ func endOfWAL(stderr string) bool {
 }
 
 // walFiles lists this machine's WAL files after the fork: the segments of
-// each range (and their .partial copies) and the history files.
-func walFiles(data string, ranges []pg.Range, segSize int64) ([]string, int64, error) {
+// each range (and their .partial copies) up to the segment holding end,
+// the last record pg_waldump read, and the history files. Past end,
+// pg_wal holds segments recycled under future names, not WAL.
+func walFiles(data string, ranges []pg.Range, segSize int64, end pg.LSN) ([]string, int64, error) {
 	dir := filepath.Join(data, "pg_wal")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -220,7 +229,7 @@ func walFiles(data string, ranges []pg.Range, segSize int64) ([]string, int64, e
 	var files []string
 	var total int64
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !keepWALFile(e.Name(), ranges, segSize) {
+		if !e.Type().IsRegular() || !keepWALFile(e.Name(), ranges, segSize, end) {
 			continue
 		}
 		fi, err := e.Info()
@@ -233,7 +242,7 @@ func walFiles(data string, ranges []pg.Range, segSize int64) ([]string, int64, e
 	return files, total, nil
 }
 
-func keepWALFile(name string, ranges []pg.Range, segSize int64) bool {
+func keepWALFile(name string, ranges []pg.Range, segSize int64, end pg.LSN) bool {
 	if strings.HasSuffix(name, ".history") {
 		return true
 	}
@@ -242,7 +251,11 @@ func keepWALFile(name string, ranges []pg.Range, segSize int64) bool {
 		return false
 	}
 	for _, r := range ranges {
-		if tli == r.TLI && seg >= r.Start.Segment(segSize) && (r.End == pg.MaxLSN || seg <= r.End.Segment(segSize)) {
+		last := r.End
+		if last == pg.MaxLSN {
+			last = end
+		}
+		if tli == r.TLI && seg >= r.Start.Segment(segSize) && seg <= last.Segment(segSize) {
 			return true
 		}
 	}

@@ -101,15 +101,15 @@ func (r *rejoin) keep(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	files, _, err := walFiles(r.cl.Data, f.ranges, f.local.control.SegmentSize)
+	if l == nil {
+		l = &lost{Fork: f.forkName()}
+	}
+	files, _, err := walFiles(r.cl.Data, f.ranges, f.local.control.SegmentSize, l.End)
 	if err != nil {
 		return err
 	}
 	if err := keepWAL(files, dir); err != nil {
 		return fmt.Errorf("keeping the WAL in %s: %w", dir, err)
-	}
-	if l == nil {
-		l = &lost{Fork: f.forkName()}
 	}
 	l.Kept, l.Segments = dir, len(files)
 	r.rep.lost = l
