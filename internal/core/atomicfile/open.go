@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -58,4 +59,23 @@ func checkOwn(f *os.File) error {
 		return fmt.Errorf("%s has %d hard links: another user may have planted it; check it, then remove it", f.Name(), st.Nlink)
 	}
 	return nil
+}
+
+// CreateNew writes data to a new file name in dir (created root-only, mode
+// 0700, when missing), never through a symlink and never over an existing
+// file: the failover's and the rejoin's reports name the data lost.
+func CreateNew(dir, name string, data []byte) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	f, err := OpenOwn(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return path, err
 }

@@ -173,7 +173,7 @@ type UsageReporter interface {
 func MainWith(prog, description, exitText string, args []string, cmd Command, opts ...kong.Option) int {
 	stdout, stderr := io.Writer(os.Stdout), io.Writer(os.Stderr)
 	parser, err := kong.New(cmd, append([]kong.Option{
-		kong.TypeMapper(reflect.TypeOf(time.Duration(0)), kong.MapperFunc(mapDuration)),
+		Durations(),
 		kong.Name(prog),
 		kong.Description(description),
 		kong.Writers(stdout, stderr),
@@ -209,6 +209,12 @@ func MainWith(prog, description, exitText string, args []string, cmd Command, op
 	env.Runner = &run.Runner{DryRun: g.DryRun, Out: stdout, Log: env.Log}
 	err = cmd.Run(env)
 	return Report(prog, stderr, ctx, err, g.LogFormat == "json")
+}
+
+// Durations is the parser option every program's command line is read
+// with: duration flags take days too (mapDuration).
+func Durations() kong.Option {
+	return kong.TypeMapper(reflect.TypeOf(time.Duration(0)), kong.MapperFunc(mapDuration))
 }
 
 // mapDuration reads duration flags as the configuration file's durations

@@ -88,6 +88,9 @@ func TestParseErrors(t *testing.T) {
 		{"PROJECTS_PATTERN=\"*odoo* -x\"", "not a plain word"},
 		{"NGINX_LOG_DIRS=\"/var/log/nginx logs\"", "NGINX_LOG_DIRS: \"logs\" is not an absolute path"},
 		{"NGINX_LOG_DIRS=\"/var/log/nginx/../../etc\"", "contains '..'"},
+		{"REPLICATION_SLOT=Standby", "not a replication slot name"},
+		{"REPLICATION_SLOT=\"a'b\"", "not a replication slot name"},
+		{"REPLICATION_SLOT=" + strings.Repeat("s", 64), "not a replication slot name"},
 	}
 	for _, tc := range cases {
 		_, err := Parse("f", []byte(tc.text))

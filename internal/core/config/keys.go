@@ -18,6 +18,7 @@ const (
 	KindPercent              // 0..100
 	KindDuration             // seconds, or with units: 90s, 5m, 2h, 2d, 1d12h
 	KindPaths                // space-separated absolute paths, each as KindPath
+	KindSlot                 // a replication slot name (lower-case letters, digits, '_'), or empty
 )
 
 // Key names one configuration key. Keys are constants of this type, not
@@ -75,6 +76,10 @@ const (
 	ProdPGPort                        // PROD_PG_PORT
 	FenceCommand                      // FENCE_COMMAND
 	ReportDir                         // REPORT_DIR
+	ReplicationUser                   // REPLICATION_USER
+	ReplicationPassfile               // REPLICATION_PASSFILE
+	ReplicationSlot                   // REPLICATION_SLOT
+	StreamTimeout                     // STREAM_TIMEOUT
 )
 
 // Def documents one configuration key. The table below is the single
@@ -137,7 +142,11 @@ var Defs = [...]Def{
 	{PromoteTimeout, "PROMOTE_TIMEOUT", "60", KindDuration, "How long to wait for PostgreSQL to leave recovery (seconds, or 1m)."},
 	{ProdPGPort, "PROD_PG_PORT", "5432", KindPort, "Production's PostgreSQL port, probed to tell whether production still runs."},
 	{FenceCommand, "FENCE_COMMAND", "", KindCommand, "Command run before promotion to power production off; failure aborts unless --force."},
-	{ReportDir, "REPORT_DIR", "/var/log/ot-redundancy", KindPath, "Where ot-disable-standby-mode writes its recovery report (created root-only, mode 0700)."},
+	{ReportDir, "REPORT_DIR", "/var/log/ot-redundancy", KindPath, "Where ot-disable-standby-mode and ot-enable-standby-mode write their reports (created root-only, mode 0700)."},
+	{ReplicationUser, "REPLICATION_USER", "replicator", KindUser, "Role on production's PostgreSQL that the standby replicates (and rewinds) as."},
+	{ReplicationPassfile, "REPLICATION_PASSFILE", "/etc/odoo/ot-redundancy-replication.pgpass", KindPath, "Root-only file in .pgpass format holding REPLICATION_USER's password for production."},
+	{ReplicationSlot, "REPLICATION_SLOT", "", KindSlot, "Physical replication slot on production for this standby; empty: none (production keeps WAL for an absent standby only with a slot)."},
+	{StreamTimeout, "STREAM_TIMEOUT", "300", KindDuration, "How long ot-enable-standby-mode waits for the new standby to stream from production and catch up (seconds, or 5m)."},
 }
 
 // Name is the key as the file spells it.

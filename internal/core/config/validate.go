@@ -17,6 +17,8 @@ var (
 	// Paths end up in rsync -e strings and remote commands: keep them plain.
 	pathRe = regexp.MustCompile(`^/[A-Za-z0-9._+@%=:,/-]*$`)
 	wordRe = regexp.MustCompile(`^[A-Za-z0-9._+@%=:,/*?\[\]-]+$`)
+	// PostgreSQL's own rule for replication slot names.
+	slotRe = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 )
 
 // ValidHost reports whether s is a host name or an IP address that cannot be
@@ -131,6 +133,10 @@ func Validate(key Key, value string) error {
 	case KindDuration:
 		if _, err := ParseDuration(value); err != nil {
 			return fmt.Errorf("%s: %v", k.Name, err)
+		}
+	case KindSlot:
+		if value != "" && !slotRe.MatchString(value) {
+			return fmt.Errorf("%s: %q is not a replication slot name (lower-case letters, digits and '_', at most 63)", k.Name, value)
 		}
 	case KindURL:
 		if value == "" && k.Default == "" {

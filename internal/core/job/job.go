@@ -51,7 +51,7 @@ type Job struct {
 func Sync(env *cli.Env, name string, flags Flags, body func(j *Job) error) error {
 	j := &Job{Env: env, Name: name, Runner: env.Runner, Start: time.Now()}
 	err := j.run(flags, body)
-	j.record(err)
+	j.Record(err)
 	if flags.Cron {
 		j.toSyslog(err)
 	}
@@ -237,7 +237,7 @@ func Guard(ctx context.Context, cfg *config.Config, cron, dryRun bool) error {
 // all ask it.
 func Promoted(ctx context.Context, cfg *config.Config) error {
 	if cfg.Promoted() {
-		return cli.Fail(cli.ExitPromoted, "this machine was promoted to production (PROMOTED=yes in "+cfg.Path+"): syncing from the old production would overwrite it", "nothing to do; a new standby needs a fresh setup")
+		return cli.Fail(cli.ExitPromoted, "this machine was promoted to production (PROMOTED=yes in "+cfg.Path+"): syncing from the old production would overwrite it", "nothing to do; to make this machine a standby again, run ot-enable-standby-mode on it")
 	}
 	return LocalPrimary(ctx, cfg)
 }
@@ -322,8 +322,8 @@ func StampStep(cfg *config.Config, name string) run.Step {
 		}}
 }
 
-// record writes the run to the run log (not for dry runs or silent exits).
-func (j *Job) record(err error) {
+// Record writes the run to the run log (not for dry runs or silent exits).
+func (j *Job) Record(err error) {
 	if j.Cfg == nil || j.G.DryRun {
 		return
 	}
@@ -418,4 +418,18 @@ func isSelf(err error) bool {
 
 func (j *Job) selfError() error {
 	return cli.Fail(cli.ExitRefused, fmt.Sprintf("SYNCSRC %s is this very machine", j.SSH.Host), "set SYNCSRC to the production server with ot-configure")
+}
+
+// RefuseSelf refuses (exit 8) when SYNCSRC is this very machine, in a round
+// trip of its own, for a program that does not run through Sync (whose runs
+// carry the check in their first command): from now on every command of
+// the connection carries it too.
+func (j *Job) RefuseSelf() error {
+	tok, err := localToken()
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", tokenPath, err)
+	}
+	j.SSH.Prelude = selfCheck(tok)
+	_, err = j.Remote(j.Ctx, "true")
+	return err
 }

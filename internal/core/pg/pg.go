@@ -1,8 +1,8 @@
 // Package pg finds the standby's local PostgreSQL cluster, reads its
 // replication status and promotes it with PostgreSQL's own mechanism.
 //
-// Every tool runs as the PostgreSQL user (PG_OSUSER) through runuser, with an
-// argv, never a shell string.
+// Every tool runs as the PostgreSQL user (PG_OSUSER) through setpriv, with
+// an argv, never a shell string.
 package pg
 
 import (
@@ -40,6 +40,10 @@ type Cluster struct {
 	OSUser  string
 	Online  bool // the server runs
 	Debian  bool // managed by postgresql-common (pg_ctlcluster)
+	// ConfigDir and LogFile are a Debian cluster's (pg_lsclusters): its
+	// postgresql.conf lives outside the data directory.
+	ConfigDir string
+	LogFile   string
 }
 
 // String names the cluster for people: "15/main" or its data directory.
@@ -152,6 +156,8 @@ type DebianCluster struct {
 	Recovery  int         `json:"recovery"` // standby.signal (or recovery.conf) present
 	PGData    string      `json:"pgdata"`
 	SocketDir string      `json:"socketdir"`
+	ConfigDir string      `json:"configdir"`
+	LogFile   string      `json:"logfile"`
 }
 
 // Choose picks the cluster to act on: the one named "VERSION/NAME" when name
@@ -197,7 +203,8 @@ func Choose(list []DebianCluster, name string) (*Cluster, error) {
 		host = "/var/run/postgresql"
 	}
 	return &Cluster{Version: d.Version.String(), Name: d.Cluster, Data: d.PGData, Port: port, Host: host,
-		BinDir: "/usr/lib/postgresql/" + d.Version.String() + "/bin", Online: d.Running != 0, Debian: true}, nil
+		BinDir: "/usr/lib/postgresql/" + d.Version.String() + "/bin", Online: d.Running != 0, Debian: true,
+		ConfigDir: d.ConfigDir, LogFile: d.LogFile}, nil
 }
 
 func fromDataDir(o Options) (*Cluster, error) {
@@ -238,13 +245,14 @@ func (c *Cluster) CheckVersion() error {
 	return nil
 }
 
-func (c *Cluster) bin(name string) string { return filepath.Join(c.BinDir, name) }
+// Bin is the path of one of the cluster's programs.
+func (c *Cluster) Bin(name string) string { return filepath.Join(c.BinDir, name) }
 
-// asUser prefixes argv with setpriv when this process is root and the
+// As prefixes argv with setpriv when this process is root and the
 // cluster's user is someone else. setpriv, unlike runuser, opens no PAM
 // session: that costs about 60 ms a command, and promotion is timed.
 // --reset-env: psql must not see root's PG* variables.
-func (c *Cluster) asUser(argv ...string) []string {
+func (c *Cluster) As(argv ...string) []string {
 	if os.Geteuid() != 0 || c.OSUser == "" || c.OSUser == "root" {
 		return argv
 	}
@@ -260,7 +268,7 @@ func (c *Cluster) PsqlArgv(sql string) []string {
 // psql is psql connected to database postgres as the cluster's user,
 // printing rows unaligned without headers, reading no ~/.psqlrc.
 func (c *Cluster) psql(args ...string) []string {
-	return c.asUser(append([]string{c.bin("psql"), "-X", "-q", "-A", "-t",
+	return c.As(append([]string{c.Bin("psql"), "-X", "-q", "-A", "-t",
 		"-h", c.Host, "-p", strconv.Itoa(c.Port), "-d", "postgres"}, args...)...)
 }
 
@@ -365,7 +373,7 @@ func PromoteSQL(wait time.Duration) string {
 // PromoteCtlStep promotes with pg_ctlcluster (Debian) or pg_ctl: the
 // fallback when SQL cannot be used.
 func (c *Cluster) PromoteCtlStep(wait time.Duration) run.Step {
-	argv := c.asUser(c.bin("pg_ctl"), "promote", "-w", "-t", strconv.Itoa(max(int(wait.Seconds()), 1)), "-D", c.Data)
+	argv := c.As(c.Bin("pg_ctl"), "promote", "-w", "-t", strconv.Itoa(max(int(wait.Seconds()), 1)), "-D", c.Data)
 	if c.Debian {
 		argv = []string{"pg_ctlcluster", c.Version, c.Name, "promote"}
 	}

@@ -40,7 +40,7 @@ type Cluster struct {
 	OSUser string
 
 	uid, gid uint32
-	running  bool
+	listen   string // a further listen address
 }
 
 // Require skips the test unless it runs as root with PostgreSQL 15 and the
@@ -61,15 +61,40 @@ func Require(t testing.TB) {
 	prodlab.Missing(t, "integration test cannot run: "+miss)
 }
 
+// Options say how a cluster is made.
+type Options struct {
+	Name        string // "primary", "standby" when empty
+	Checksums   bool   // initdb --data-checksums: pg_rewind can rewind it
+	WalLogHints bool   // wal_log_hints = on: pg_rewind can rewind it too
+	// Listen is a further loopback address the server listens on, besides
+	// 127.0.0.1: the address of the prodlab host that plays this machine.
+	Listen string
+}
+
 // StartPrimary initialises and starts a primary that accepts replication
-// connections from loopback without a password.
+// connections from loopback without a password, with neither data
+// checksums nor wal_log_hints (as initdb makes it by default).
 func StartPrimary(t testing.TB) *Cluster {
 	t.Helper()
+	return StartPrimaryWith(t, Options{})
+}
+
+// StartPrimaryWith is StartPrimary made as o says.
+func StartPrimaryWith(t testing.TB, o Options) *Cluster {
+	t.Helper()
 	Require(t)
-	c := newCluster(t, "primary")
-	c.run(t, filepath.Join(c.BinDir, "initdb"), "-D", c.Data, "-U", "postgres",
-		"--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync")
+	c := newCluster(t, or(o.Name, "primary"))
+	c.listen = o.Listen
+	argv := []string{filepath.Join(c.BinDir, "initdb"), "-D", c.Data, "-U", "postgres",
+		"--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"}
+	if o.Checksums {
+		argv = append(argv, "--data-checksums")
+	}
+	c.run(t, argv...)
 	c.appendConf(t, "wal_level = replica\nmax_wal_senders = 10\nwal_keep_size = '64MB'\n")
+	if o.WalLogHints {
+		c.appendConf(t, "wal_log_hints = on\n")
+	}
 	c.startOnFreePort(t)
 	return c
 }
@@ -78,12 +103,31 @@ func StartPrimary(t testing.TB) *Cluster {
 // a streaming standby, waiting until its WAL receiver streams.
 func StartStandby(t testing.TB, primary *Cluster) *Cluster {
 	t.Helper()
-	c := newCluster(t, "standby")
+	return StartStandbyWith(t, primary, Options{})
+}
+
+// StartStandbyWith is StartStandby made as o says: the copy keeps the
+// primary's data checksums and settings; o.Listen is its own, and
+// o.WalLogHints turns wal_log_hints on for it.
+func StartStandbyWith(t testing.TB, primary *Cluster, o Options) *Cluster {
+	t.Helper()
+	c := newCluster(t, or(o.Name, "standby"))
+	c.listen = o.Listen
 	c.run(t, filepath.Join(c.BinDir, "pg_basebackup"), "-D", c.Data, "-R", "-X", "stream",
 		"-c", "fast", "--no-sync", "-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port), "-U", "postgres")
+	if o.WalLogHints {
+		c.appendConf(t, "wal_log_hints = on\n")
+	}
 	c.startOnFreePort(t)
 	c.WaitStreaming(t)
 	return c
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func newCluster(t testing.TB, name string) *Cluster {
@@ -102,7 +146,9 @@ func newCluster(t testing.TB, name string) *Cluster {
 	c := &Cluster{Name: name, Dir: dir, Data: filepath.Join(dir, "data"), Socket: filepath.Join(dir, "sock"),
 		Log: filepath.Join(dir, "server.log"), BinDir: BinDir, OSUser: OSUser, uid: uint32(uid), gid: uint32(gid)}
 	t.Cleanup(func() {
-		if c.running {
+		// Whoever started it (the test, or a command under test), a
+		// server still running is stopped.
+		if c.Running() {
 			_ = c.pgctl(context.Background(), "stop", "-m", "immediate", "-t", "30")
 		}
 		if t.Failed() {
@@ -130,8 +176,12 @@ func (c *Cluster) startOnFreePort(t testing.TB) {
 	var err error
 	for range 5 {
 		c.Port = freePort(t)
-		c.appendConf(t, fmt.Sprintf("listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\nfsync = off\n",
-			c.Port, c.Socket))
+		listen := "127.0.0.1"
+		if c.listen != "" {
+			listen += "," + c.listen
+		}
+		c.appendConf(t, fmt.Sprintf("listen_addresses = '%s'\nport = %d\nunix_socket_directories = '%s'\nfsync = off\n",
+			listen, c.Port, c.Socket))
 		if err = c.Start(); err == nil {
 			return
 		}
@@ -141,11 +191,19 @@ func (c *Cluster) startOnFreePort(t testing.TB) {
 
 // Start starts a stopped server and waits until it accepts connections.
 func (c *Cluster) Start() error {
-	if err := c.pgctl(context.Background(), "start", "-w", "-t", "60", "-l", c.Log); err != nil {
-		return err
+	return c.pgctl(context.Background(), "start", "-w", "-t", "60", "-l", c.Log)
+}
+
+// Running tells whether the server runs, the way pg_ctl status does: its
+// postmaster.pid names a live process.
+func (c *Cluster) Running() bool {
+	b, err := os.ReadFile(filepath.Join(c.Data, "postmaster.pid"))
+	if err != nil {
+		return false
 	}
-	c.running = true
-	return nil
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	return err == nil && pid > 0 && syscall.Kill(pid, 0) == nil
 }
 
 // Stop shuts the server down cleanly (a fast shutdown), as an operator
@@ -155,7 +213,6 @@ func (c *Cluster) Stop(t testing.TB) {
 	if err := c.pgctl(context.Background(), "stop", "-m", "fast", "-w", "-t", "60"); err != nil {
 		t.Fatalf("pglab: stopping %s: %v", c.Name, err)
 	}
-	c.running = false
 }
 
 // Kill stops the server abruptly, like a crashed production.
@@ -164,7 +221,6 @@ func (c *Cluster) Kill(t testing.TB) {
 	if err := c.pgctl(context.Background(), "stop", "-m", "immediate", "-w", "-t", "60"); err != nil {
 		t.Fatalf("pglab: killing %s: %v", c.Name, err)
 	}
-	c.running = false
 }
 
 func (c *Cluster) pgctl(ctx context.Context, args ...string) error {
@@ -280,4 +336,73 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Promote promotes a standby (pg_ctl promote) and waits until it accepts
+// writes, as a failover does.
+func (c *Cluster) Promote(t testing.TB) {
+	t.Helper()
+	if err := c.pgctl(context.Background(), "promote", "-w", "-t", "60"); err != nil {
+		t.Fatalf("pglab: promoting %s: %v", c.Name, err)
+	}
+	c.waitFor(t, "the end of recovery", "SELECT pg_is_in_recovery()", "f")
+}
+
+// Timeline is the timeline the server writes (a primary) or replays (a
+// standby) on.
+func (c *Cluster) Timeline(t testing.TB) int {
+	t.Helper()
+	out := c.Query(t, `SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver)
+ ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END`)
+	n, err := strconv.Atoi(out)
+	if err != nil {
+		t.Fatalf("pglab: %s: timeline %q", c.Name, out)
+	}
+	return n
+}
+
+// AddReplicationRole creates, on a primary, the role a standby replicates
+// and rewinds with: LOGIN REPLICATION with a password, allowed to run the
+// functions pg_rewind calls (as PostgreSQL's pg_rewind page lists them)
+// and to run CHECKPOINT (pg_checkpoint), and makes pg_hba.conf demand its password (scram-sha-256) from loopback,
+// for replication and for every database. Standbys copied afterwards get
+// the role and the pg_hba.conf lines too.
+func (c *Cluster) AddReplicationRole(t testing.TB, user, password string) {
+	t.Helper()
+	c.Exec(t, fmt.Sprintf(`CREATE ROLE %s LOGIN REPLICATION PASSWORD '%s';
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO %[1]s;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO %[1]s;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO %[1]s;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO %[1]s;
+GRANT pg_checkpoint TO %[1]s;`, user, password))
+	hba := filepath.Join(c.Data, "pg_hba.conf")
+	old, err := os.ReadFile(hba)
+	if err != nil {
+		t.Fatalf("pglab: %v", err)
+	}
+	// The first matching line decides: these come before initdb's trust lines.
+	lines := fmt.Sprintf("# pglab: the replication role logs in with its password only\n"+
+		"host replication %[1]s 127.0.0.0/8 scram-sha-256\nhost all %[1]s 127.0.0.0/8 scram-sha-256\n", user)
+	if err := os.WriteFile(hba, append([]byte(lines), old...), 0o600); err != nil {
+		t.Fatalf("pglab: %v", err)
+	}
+	c.Exec(t, "SELECT pg_reload_conf()")
+}
+
+// Copy copies a stopped cluster's data directory into a new cluster of
+// the lab, on a port of its own, and leaves the copy stopped: two
+// identical servers to compare one way of handling them with another.
+func (c *Cluster) Copy(t testing.TB, name string) *Cluster {
+	t.Helper()
+	if c.Running() {
+		t.Fatalf("pglab: copying %s: stop it first", c.Name)
+	}
+	cp := newCluster(t, name)
+	cp.listen = c.listen
+	if out, err := exec.Command("cp", "-a", c.Data, cp.Data).CombinedOutput(); err != nil {
+		t.Fatalf("pglab: copying %s: %v\n%s", c.Name, err, out)
+	}
+	cp.Port = freePort(t)
+	cp.appendConf(t, fmt.Sprintf("listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\n", cp.Port, cp.Socket))
+	return cp
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/configure"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/confsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/conntest"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/enablestandby"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/filestore"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/fullsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/pipsync"
@@ -39,6 +40,7 @@ func All() []Program {
 		{"ot-conf-sync", confsync.Main},
 		{"ot-write-summary", writesummary.Main},
 		{"ot-status", status.Main},
+		{"ot-enable-standby-mode", enablestandby.Main},
 	}
 }
 

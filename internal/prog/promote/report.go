@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -46,22 +45,9 @@ func (r *report) write(env *cli.Env) (string, error) {
 	}
 	r.host, _ = os.Hostname()
 	r.addrs = addresses()
-	// The report names the data lost: it belongs in a directory only root
-	// writes, in a file created new, never through a symlink.
-	dir := r.cfg.Get(config.ReportDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, prog+"-"+r.start.Format("20060102-150405")+".txt")
-	out, err := atomicfile.OpenOwn(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", err
-	}
-	_, err = out.WriteString(r.text())
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return path, err
+	// The report names the data lost: a new file, never through a symlink,
+	// in a directory only root writes.
+	return atomicfile.CreateNew(r.cfg.Get(config.ReportDir), prog+"-"+r.start.Format("20060102-150405")+".txt", []byte(r.text()))
 }
 
 func parseEpoch(s string) time.Time {
@@ -134,7 +120,7 @@ func (r *report) text() string {
 	line("host name", r.host)
 	line("addresses", strings.Join(r.addrs, ", "))
 	if f.source != "" {
-		line("old production", f.source+" (must stay off, or be rebuilt as a standby)")
+		line("old production", f.source+" (must stay off; ot-enable-standby-mode, run there, makes it a standby of this machine)")
 	}
 
 	fmt.Fprintf(&b, "\nRemaining checklist (manual, section 3.1)\n")

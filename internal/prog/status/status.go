@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 )
@@ -251,4 +252,23 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// Collect gathers what ot-status would report, with its default
+// thresholds and every check: ot-enable-standby-mode ends with it, as its
+// proof that the new standby is ready.
+func Collect(env *cli.Env, cfg *config.Config) (*Report, error) {
+	c := &CLI{}
+	parser, err := kong.New(c, kong.Name("ot-status"), cli.Durations())
+	if err != nil {
+		return nil, err
+	}
+	// Parsing nothing sets every flag to its default.
+	if _, err := parser.Parse([]string{"--config", cfg.Path}); err != nil {
+		return nil, err
+	}
+	r := &Report{Time: time.Now(), Config: cfg.Path}
+	c.collect(env, cfg, r)
+	r.finish()
+	return r, nil
 }
