@@ -52,9 +52,12 @@ DEPS := rsync openssh-server openssh-client iputils-ping iproute2 procps util-li
 help: ## list the targets
 	@sed -n 's/^\([a-z]*\):.*## \(.*\)/  \1\t\2/p' $(MAKEFILE_LIST) | expand -t 12
 
+# rsync is installed at its newest even where one is present: the suite
+# refuses an rsync older than 3.4.0 (its receiver CVEs).
 deps: ## install the Debian packages that building and testing need (as root)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-upgrade $(DEPS) >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsync >/dev/null
 
 build: ## build the multi-call binary and its ot-* links into bin/ (static, stripped, versioned)
 	@mkdir -p bin
