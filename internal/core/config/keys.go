@@ -46,6 +46,11 @@ const (
 	Filestore                         // FILESTORE
 	FilestoreTimeout                  // FILESTORE_TIMEOUT
 	MaxDeletePercent                  // MAX_DELETE_PERCENT
+	FilestoreTrash                    // FILESTORE_TRASH
+	TrashDays                         // TRASH_DAYS
+	StallTimeout                      // STALL_TIMEOUT
+	FollowInterval                    // FOLLOW_INTERVAL
+	StateDir                          // STATE_DIR
 	ProjectsDir                       // PROJECTS_DIR
 	ProjectsPattern                   // PROJECTS_PATTERN
 	ProjectsExclude                   // PROJECTS_EXCLUDE
@@ -113,6 +118,11 @@ var Defs = [...]Def{
 	{Filestore, "FILESTORE", "/var/lib/odoo/.local/share/Odoo/filestore", KindPath, "Odoo filestore, the same path on both machines."},
 	{FilestoreTimeout, "FILESTORE_TIMEOUT", "3300", KindDuration, "How long one filestore transfer may run before it is stopped (seconds, or 55m, 2h); the next run resumes it."},
 	{MaxDeletePercent, "MAX_DELETE_PERCENT", "5", KindPercent, "A filestore sync that would delete more than this share of the standby's files is refused (--force overrides)."},
+	{FilestoreTrash, "FILESTORE_TRASH", "", KindPath, "Where the filestore sync moves what it removes or replaces (dated folders, kept TRASH_DAYS); on the filestore's file system. Empty: FILESTORE with .trash appended."},
+	{TrashDays, "TRASH_DAYS", "30", KindInt, "Days a file stays in FILESTORE_TRASH before the filestore sync prunes it (ot-attachments-sync --restore brings files back)."},
+	{StallTimeout, "STALL_TIMEOUT", "120", KindDuration, "A transfer that moves no data for this long (a frozen production, a dead link) is stopped (seconds, or 2m)."},
+	{FollowInterval, "FOLLOW_INTERVAL", "15", KindDuration, "How often ot-attachments-sync --follow looks for new attachments on production (seconds, or 30s, 1m)."},
+	{StateDir, "STATE_DIR", "/var/lib/ot-redundancy", KindPath, "Where the suite keeps what it knows between runs: the filestore's mismatches, the follower's state."},
 	{ProjectsDir, "PROJECTS_DIR", "/usr/share", KindPath, "Directory holding the addon projects, on both machines."},
 	{ProjectsPattern, "PROJECTS_PATTERN", "*odoo*", KindWords, "Glob patterns naming addon project directories in PROJECTS_DIR."},
 	{ProjectsExclude, "PROJECTS_EXCLUDE", "core-odoo", KindWords, "Glob patterns of project directories never synced (Odoo itself)."},
