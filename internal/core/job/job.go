@@ -43,13 +43,15 @@ type Job struct {
 	Runner *run.Runner
 	Start  time.Time
 
-	skipped string    // why a --cron run stepped aside, for the run log
-	mark    time.Time // when the last phase ended
+	skipped  string    // why a --cron run stepped aside, for the run log
+	cron     bool      // run from cron: silent on success
+	warnings []string  // for the run log
+	mark     time.Time // when the last phase ended
 }
 
 // Sync runs body as the sync called name.
 func Sync(env *cli.Env, name string, flags Flags, body func(j *Job) error) error {
-	j := &Job{Env: env, Name: name, Runner: env.Runner, Start: time.Now()}
+	j := &Job{Env: env, Name: name, Runner: env.Runner, Start: time.Now(), cron: flags.Cron}
 	err := j.run(flags, body)
 	j.Record(err)
 	if flags.Cron {
@@ -155,6 +157,23 @@ func (j *Job) run(flags Flags, body func(*Job) error) error {
 	j.phase("sync")
 	defer j.phase("summary")
 	return j.Stamp(j.Name)
+}
+
+// Warn tells of something that did not fail the run (files that vanished
+// on production during a copy): one warning line on stderr, none under
+// --cron (success is silent there), and in the run log's record.
+func (j *Job) Warn(msg string) {
+	j.warnings = append(j.warnings, msg)
+	if !j.cron {
+		j.Log.Warn().Msg(msg)
+	}
+}
+
+// Alert is Warn for what someone must look at even under --cron (cron
+// mails it): production sent content that cannot be right.
+func (j *Job) Alert(msg string) {
+	j.warnings = append(j.warnings, msg)
+	j.Log.Warn().Msg(msg)
 }
 
 // phase logs (at debug level, -v) how long the part of the run that just
@@ -327,7 +346,8 @@ func (j *Job) Record(err error) {
 	if j.Cfg == nil || j.G.DryRun {
 		return
 	}
-	r := summary.Record{Time: j.Start, Command: j.Name, Status: "ok", Duration: time.Since(j.Start).Seconds(), PID: os.Getpid()}
+	r := summary.Record{Time: j.Start, Command: j.Name, Status: "ok", Duration: time.Since(j.Start).Seconds(), PID: os.Getpid(),
+		Warning: strings.Join(j.warnings, "; ")}
 	var silent cli.Silent
 	switch {
 	case errors.As(err, &silent) && j.skipped != "":

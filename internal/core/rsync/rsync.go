@@ -80,6 +80,7 @@ type Stats struct {
 	Regs           int  // regular files in the sender's list
 	NonDirs        int  // entries of any kind but directories in the sender's list
 	CreatedNonDirs int  // of those, the ones the receiver did not have
+	CreatedRegs    int  // of the regular files, the ones the receiver did not have
 	Transferred    int  // regular files sent (new or changed)
 }
 
@@ -96,6 +97,7 @@ func ParseStats(out string) Stats {
 			st.NonDirs = number(strings.TrimPrefix(line, "Number of files: ")) - dir
 		} else if rest, ok := strings.CutPrefix(line, "Number of created files: "); ok {
 			st.CreatedNonDirs = number(rest) - field(rest, "dir")
+			st.CreatedRegs = field(rest, "reg")
 		} else if rest, ok := strings.CutPrefix(line, "Number of regular files transferred: "); ok {
 			st.Transferred = number(rest)
 		}

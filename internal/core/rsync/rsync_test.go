@@ -92,7 +92,13 @@ func TestExplain(t *testing.T) {
 func TestParseStats(t *testing.T) {
 	out := "\r        1,234 100%  1.00MB/s  0:00:01 (xfr#3, to-chk=0/10)\n\nNumber of files: 100,258 (reg: 100,000, dir: 257, link: 1)\nNumber of created files: 1,001 (reg: 1,000, dir: 1)\nNumber of deleted files: 0\nNumber of regular files transferred: 1,002\nTotal file size: 1 bytes\n"
 	st := ParseStats(out)
-	if want := (Stats{Counted: true, Regs: 100000, NonDirs: 100001, CreatedNonDirs: 1000, Transferred: 1002}); st != want {
+	if want := (Stats{Counted: true, Regs: 100000, NonDirs: 100001, CreatedNonDirs: 1000, CreatedRegs: 1000, Transferred: 1002}); st != want {
+		t.Errorf("ParseStats = %+v, want %+v", st, want)
+	}
+	// Entries the standby never keeps (devices, fifos, unsafe links) are
+	// not regular files: Regs leaves them out.
+	st = ParseStats("Number of files: 10 (reg: 5, dir: 2, link: 1, dev: 1, special: 1)\nNumber of created files: 3 (reg: 2, link: 1)\n")
+	if want := (Stats{Counted: true, Regs: 5, NonDirs: 8, CreatedNonDirs: 3, CreatedRegs: 2}); st != want {
 		t.Errorf("ParseStats = %+v, want %+v", st, want)
 	}
 	if st := ParseStats("rsync: connection unexpectedly closed\n"); st.Counted {

@@ -83,6 +83,7 @@ type Record struct {
 	Duration float64   `json:"duration_s"`
 	Exit     int       `json:"exit"`
 	Error    string    `json:"error,omitempty"`
+	Warning  string    `json:"warning,omitempty"` // what a run that succeeded warned of
 	PID      int       `json:"pid"`
 }
 

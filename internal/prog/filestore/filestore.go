@@ -89,6 +89,7 @@ type syncer struct {
 	owner   string // ODOO_USER:ODOO_GROUP
 	maxPct  int
 	timeout time.Duration
+	trash   *Trash // this run's folders in FILESTORE_TRASH
 }
 
 // Sync mirrors production's filestore into the standby's, inside a job
@@ -106,12 +107,13 @@ func Sync(j *job.Job, opts Options) error {
 	if s.timeout <= 0 {
 		s.timeout = time.Hour
 	}
+	s.trash = NewTrash(trashRoot(j.Cfg.Get(config.FilestoreTrash), s.root), j.Start)
 	if err := s.checkLocal(); err != nil {
 		return err
 	}
 	return j.Runner.Apply(j.Ctx, run.Step{
 		What:    "copy new and changed files (no deletion); then delete what production no longer has",
-		Argv:    s.argv(realPass()...),
+		Argv:    s.argv(append(realPass(), s.trashPass()...)...),
 		Do:      func(context.Context) error { return s.sync() },
 		Preview: func(context.Context) error { return s.preview() },
 	})
@@ -202,6 +204,27 @@ func realPass() []string {
 	return []string{"--delete", "--max-delete=0", "--debug=del2", "--info=stats2"}
 }
 
+// trashPass is what the transfer adds for the trash and the checks: every
+// file rsync overwrites, or removes to make room for an entry of another
+// type, is renamed into the run's trash folder (--backup-dir, on the
+// filestore's file system); and each item created or changed is named
+// (arrivals.go).
+func (s *syncer) trashPass() []string {
+	return []string{"--backup", "--backup-dir=" + s.trash.Dir(), arrivalFormat()}
+}
+
+// trashRoot is TrashRoot for FILESTORE: when FILESTORE is a link to
+// another disk (a common move), the default trash is beside the disk's
+// directory, on its file system.
+func trashRoot(configured, filestore string) string {
+	if configured == "" {
+		if real, err := filepath.EvalSymlinks(filestore); err == nil {
+			filestore = real
+		}
+	}
+	return TrashRoot(configured, filestore)
+}
+
 // fail turns a failed rsync into the one-line error.
 func (s *syncer) fail(err error) error {
 	if s.j.Ctx.Err() != nil {
@@ -225,10 +248,16 @@ func (s *syncer) fail(err error) error {
 	return &cli.Error{Code: cli.ExitFailure, Msg: msg, Hint: hint, Err: err}
 }
 
-// sync is the real run: transfer, then deletions.
+// sync is the real run: transfer (what it replaces goes to the trash),
+// verification of the content-addressed arrivals, then deletions (into the
+// trash), then the trash's pruning.
 func (s *syncer) sync() error {
+	if err := s.trash.Prepare(s.root); err != nil {
+		return cli.Fail(cli.ExitFailure, "the filestore's trash "+s.trash.Root+" cannot be used, nothing was changed: "+err.Error(),
+			"set FILESTORE_TRASH in "+s.j.Cfg.Path+" to a directory on the file system of "+s.root)
+	}
 	var term io.Writer
-	opts := realPass()
+	opts := append(realPass(), s.trashPass()...)
 	if s.j.TTY && !s.j.G.Quiet {
 		term = s.j.Stdout
 		opts = append(opts, "--info=progress2")
@@ -239,9 +268,15 @@ func (s *syncer) sync() error {
 		Argv:       s.argv(opts...),
 		Timeout:    s.timeout,
 		Stdout:     p,
-		StreamOnly: true, // one line per deletion: read as it passes, not kept
+		StreamOnly: true, // one line per deletion and per arrival: read as it passes, not kept
 	})
 	p.Close()
+	// Whatever arrived is checked, even when the transfer failed: no
+	// content-addressed file stays under its name with other content.
+	v, verr := verify(s.root, s.trash, p.casArrivals())
+	if len(v.Rejected) > 0 {
+		s.mismatches(v)
+	}
 	held := 0 // the deletions rsync held back, by its own count
 	named := p.files + p.dirs
 	switch code := run.ExitCode(err); {
@@ -249,7 +284,7 @@ func (s *syncer) sync() error {
 	case code == 25 || rsync.Warning(code):
 		if rsync.Warning(code) {
 			// Odoo deletes attachments while we copy: normal, not a failure.
-			s.info("some files vanished on production during the copy; the next run catches up")
+			s.j.Warn("some files vanished on production during the copy (rsync exit 24); the next run catches up")
 		}
 		var re *run.Error
 		errors.As(err, &re)
@@ -261,13 +296,27 @@ func (s *syncer) sync() error {
 	default:
 		return s.fail(err)
 	}
+	if verr != nil {
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("the standby's %s: %v, nothing was deleted", s.root, verr), "check the standby's disk; the next run checks again what arrives")
+	}
+	if err := s.writeState(v); err != nil {
+		return err
+	}
 	st := rsync.ParseStats(p.rest.String())
 	if st.Counted && st.Regs == 0 {
 		return cli.Fail(cli.ExitFailure, fmt.Sprintf("production's filestore %s on %s holds no files (an unmounted disk?), nothing on the standby was deleted", s.root, s.j.SSH.Host), "check production's filestore; an empty filestore is never mirrored")
 	}
-	if held == 0 && named == 0 {
-		s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, 0 deleted", st.Regs, st.Transferred))
-		return nil
+	copied := st.Transferred - len(v.Rejected)
+	replaced, replacedNames := p.replaced(s.trash)
+	if p.madeMore {
+		replaced = max(replaced, maxKept) // at least: the guard errs on the safe side
+	}
+	for _, n := range replacedNames {
+		s.j.Log.Debug().Str("file", n).Msg("replaced on production by another type: moved to the trash")
+	}
+	if held == 0 && named == 0 && replaced == 0 {
+		s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, 0 deleted", st.Regs, copied))
+		return s.prune()
 	}
 
 	// rsync's list is used when it accounts exactly for what rsync held
@@ -277,7 +326,7 @@ func (s *syncer) sync() error {
 	if p.bad > 0 || named == 0 {
 		del = max(del, held) // rsync's count, which counts directories too
 	}
-	if err := s.checkShare(del, standbyFiles(st, del), fmt.Sprintf("%d new or changed files were copied", st.Transferred)); err != nil {
+	if err := s.checkShare(del+replaced, standbyFiles(st, del+replaced), s.done(copied, v, replaced)); err != nil {
 		return err
 	}
 	if !exact {
@@ -285,10 +334,70 @@ func (s *syncer) sync() error {
 		if err := s.rsyncDeletes(max(held, named)); err != nil {
 			return err
 		}
-	} else if err := removeEntries(s.root, p.entries); err != nil {
-		return cli.Fail(cli.ExitFailure, fmt.Sprintf("deleting files gone from production in the standby's %s: %v", s.root, err), "fix the cause; the next run deletes the rest")
+	} else if err := removeEntries(s.root, s.trash, p.entries); err != nil {
+		return cli.Fail(cli.ExitFailure, fmt.Sprintf("moving files gone from production from the standby's %s into the trash %s: %v", s.root, s.trash.Dir(), err), "fix the cause; the next run moves the rest")
 	}
-	s.info(fmt.Sprintf("filestore synced: %d files on production, %d copied, %d deleted", st.Regs, st.Transferred, del))
+	msg := fmt.Sprintf("filestore synced: %d files on production, %d copied, %d deleted", st.Regs, copied, del+replaced)
+	if del+replaced > 0 {
+		msg += " (moved to the trash " + s.trash.Dir() + ")"
+	}
+	s.info(msg)
+	return s.prune()
+}
+
+// done says what a refused run changed all the same: the deletions are
+// decided after the copy, so what arrived stays, and what it replaced is
+// in the trash.
+func (s *syncer) done(copied int, v verified, replaced int) string {
+	d := fmt.Sprintf("%d new or changed files were copied", copied)
+	if n := len(v.Rejected); n > 0 {
+		d += fmt.Sprintf(", %d that did not match their name were moved to %s", n, s.trash.RejectedDir())
+	}
+	if replaced > 0 {
+		d += fmt.Sprintf(", %d replaced on production by another type were moved to the trash %s", replaced, s.trash.Dir())
+	}
+	return d
+}
+
+// mismatches reports production's files that failed their hash: one line,
+// also under --cron (someone must look at production), with the first
+// names; every name at debug level (-v).
+func (s *syncer) mismatches(v verified) {
+	for _, n := range v.Rejected {
+		s.j.Log.Debug().Str("file", n).Msg("content does not match its name: not kept")
+	}
+	first := v.Rejected[:min(len(v.Rejected), firstNames)]
+	more := ""
+	if len(v.Rejected) > len(first) {
+		more = ", ..."
+	}
+	s.j.Alert(fmt.Sprintf("production has %d attachments whose content does not match their name (%s%s): not kept, the standby keeps its own copies (%d); production's are in %s; check production's filestore (ransomware, a failing disk?)",
+		len(v.Rejected), strings.Join(first, ", "), more, v.Restored, s.trash.RejectedDir()))
+}
+
+// writeState records what this full run found for ot-status: the
+// mismatches, zero when production is clean.
+func (s *syncer) writeState(v verified) error {
+	st := State{Time: time.Now().UTC(), Mismatches: len(v.Rejected), First: v.Rejected[:min(len(v.Rejected), firstNames)]}
+	if st.First == nil {
+		st.First = []string{}
+	}
+	dir := s.j.Cfg.Get(config.StateDir)
+	if err := WriteState(dir, st); err != nil {
+		return cli.Fail(cli.ExitFailure, "cannot write the filestore's state file in "+dir+": "+err.Error(), "check STATE_DIR in "+s.j.Cfg.Path)
+	}
+	return nil
+}
+
+// prune removes the trash's folders older than TRASH_DAYS.
+func (s *syncer) prune() error {
+	gone, err := Prune(s.trash.Root, s.j.Cfg.Int(config.TrashDays), s.j.Start)
+	for _, g := range gone {
+		s.j.Log.Debug().Str("folder", g).Msg("trash: pruned after TRASH_DAYS")
+	}
+	if err != nil {
+		return cli.Fail(cli.ExitFailure, "pruning the filestore's trash "+s.trash.Root+": "+err.Error(), "fix the cause; the next run prunes again")
+	}
 	return nil
 }
 
@@ -300,7 +409,7 @@ func (s *syncer) sync() error {
 func (s *syncer) rsyncDeletes(limit int) error {
 	_, err := s.j.Runner.Exec(s.j.Ctx, run.Step{
 		What:    "delete what production no longer has (rsync, after copying what changed meanwhile)",
-		Argv:    s.argv("--delete-after", fmt.Sprintf("--max-delete=%d", limit)),
+		Argv:    s.argv(append([]string{"--delete-after", fmt.Sprintf("--max-delete=%d", limit)}, s.trashPass()[:2]...)...),
 		Timeout: s.timeout,
 	})
 	if code := run.ExitCode(err); err == nil || code == 25 || rsync.Warning(code) {
@@ -317,9 +426,11 @@ func (s *syncer) rsyncDeletes(limit int) error {
 		Hint: "the next run deletes the rest"}
 }
 
-// standbyFiles is how many files (non-directories) the standby held before
-// the pass: production's, less those the pass created, plus those to delete.
-func standbyFiles(st rsync.Stats, del int) int { return st.NonDirs - st.CreatedNonDirs + del }
+// standbyFiles is how many regular files the standby held before the pass:
+// production's, less those the pass created, plus those to delete (its own
+// files that production lacks or replaced by another type). What the
+// standby never keeps (unsafe symlinks, devices, fifos) is not counted.
+func standbyFiles(st rsync.Stats, del int) int { return st.Regs - st.CreatedRegs + del }
 
 // checkShare refuses deletions above MAX_DELETE_PERCENT of the standby's
 // files, unless --force.
@@ -375,7 +486,8 @@ func (s *syncer) preview() error {
 	}
 	st := rsync.ParseStats(string(out))
 	before := standbyFiles(st, deleted)
-	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", added, changed, deleted, before, st.NonDirs)
+	s.j.Printf("would add %d, change %d and delete %d of the standby's %d files (%d on production)\n", added, changed, deleted, before, st.Regs)
+	s.j.Printf("what it replaces or deletes would go to the trash %s; content-addressed arrivals are checked against their names\n", s.trash.Dir())
 	if err := s.checkShare(deleted, before, "dry run"); err != nil {
 		s.j.Printf("the real run would refuse: %s\n", err.(*cli.Error).Msg)
 	}

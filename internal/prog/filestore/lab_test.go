@@ -3,6 +3,7 @@ package filestore
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -94,6 +95,7 @@ func (l *lab) config() map[string]string {
 		"SUMMARYFILE": filepath.Join(l.state, "summary.log"),
 		"RUN_LOG":     filepath.Join(l.state, "runs.log"),
 		"LOCK_FILE":   filepath.Join(l.state, "lock"),
+		"STATE_DIR":   filepath.Join(l.state, "lib"),
 	}
 	for k, v := range l.extra {
 		kv[k] = v
@@ -180,17 +182,35 @@ func writeFile(t testing.TB, path string, size int, mode os.FileMode) {
 	}
 }
 
-// fill writes n Odoo-like attachments (db/xx/sha) under dir.
+// fill writes n Odoo attachments (db/xx/sha1, named by the SHA-1 of their
+// content) of size bytes under dir; the same arguments give the same files.
 func fill(t testing.TB, dir, db string, from, n, size int) []string {
 	t.Helper()
 	var names []string
 	for i := from; i < from+n; i++ {
-		sum := fmt.Sprintf("%x", sha256.Sum256([]byte(db+strconv.Itoa(i))))[:40]
-		rel := filepath.Join(db, sum[:2], sum)
-		writeFile(t, filepath.Join(dir, rel), size, 0o644)
+		data := content(db+strconv.Itoa(i), size)
+		rel := casName(db, data)
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		names = append(names, rel)
 	}
 	return names
+}
+
+// content is size bytes made from seed.
+func content(seed string, size int) []byte {
+	return bytes.Repeat([]byte(seed+"\n"), size/(len(seed)+1)+1)[:size]
+}
+
+// casName is data's content-addressed name in db.
+func casName(db string, data []byte) string {
+	sum := fmt.Sprintf("%x", sha1.Sum(data))
+	return filepath.Join(db, sum[:2], sum)
 }
 
 // snapshot describes a tree: path, type, mode, owner, size, mtime, content.

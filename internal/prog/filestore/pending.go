@@ -2,17 +2,12 @@ package filestore
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
@@ -75,6 +70,8 @@ type pending struct {
 	files, dirs int     // entries named, kept or not
 	overflow    bool    // more than maxKept: entries is incomplete
 	bad         int     // delete_item lines that did not read as one
+
+	arrivals // what the transfer brought (arrivals.go)
 }
 
 func newPending(term io.Writer) *pending {
@@ -115,6 +112,7 @@ func (p *pending) Close() {
 var (
 	itemMark = []byte("delete_item(")
 	delMarks = [][]byte{itemMark, []byte("delete_in_dir("), []byte("cannot delete non-empty directory: ")}
+	marks    = append(delMarks, arrivalBytes) // and what arrived (arrivals.go)
 )
 
 func (p *pending) line(b []byte) {
@@ -122,7 +120,7 @@ func (p *pending) line(b []byte) {
 	// it on the same line (the generator writes them, the receiver the
 	// progress), so a message is found wherever it starts.
 	at := -1
-	for _, m := range delMarks {
+	for _, m := range marks {
 		if i := bytes.Index(b, m); i >= 0 && (at < 0 || i < at) {
 			at = i
 		}
@@ -132,8 +130,11 @@ func (p *pending) line(b []byte) {
 		return
 	}
 	p.other(b[:at])
-	if bytes.HasPrefix(b[at:], itemMark) {
+	switch {
+	case bytes.HasPrefix(b[at:], itemMark):
 		p.add(strings.TrimSuffix(string(b[at:]), "\n"))
+	case bytes.HasPrefix(b[at:], arrivalBytes):
+		p.arrived(strings.TrimSuffix(string(b[at:]), "\n"))
 	}
 }
 
@@ -243,71 +244,6 @@ func (p *pending) consistent(skipped int) bool {
 		}
 	}
 	return len(p.entries)-uncounted == skipped
-}
-
-// unlinkers is how many files are deleted at once: an unlink mostly waits
-// for the file system (freeing the file's blocks), so a few in parallel
-// finish sooner than one after the other.
-const unlinkers = 4
-
-// removeEntries deletes the entries under root: files by a few workers at
-// once, then directories, deepest first, so a parent is empty when its
-// turn comes. Everything goes through an os.Root, so no path can lead out
-// of the filestore, even through a symlink; an entry whose type changed
-// since rsync named it (production's new entry took its place) is kept.
-func removeEntries(root string, entries []entry) error {
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-	)
-	fail := func(err error) {
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			mu.Lock()
-			errs = append(errs, err)
-			mu.Unlock()
-		}
-	}
-	files := make(chan entry)
-	for range unlinkers {
-		wg.Go(func() {
-			for e := range files {
-				fail(removeSame(r, e))
-			}
-		})
-	}
-	var dirs []entry
-	for _, e := range entries {
-		if e.dir() {
-			dirs = append(dirs, e)
-		} else {
-			files <- e
-		}
-	}
-	close(files)
-	wg.Wait()
-	slices.SortFunc(dirs, func(a, b entry) int { return strings.Count(b.rel, "/") - strings.Count(a.rel, "/") })
-	for _, d := range dirs {
-		fail(removeSame(r, d))
-	}
-	return firstOf(errs)
-}
-
-// removeSame removes e if it is still of the type rsync saw.
-func removeSame(r *os.Root, e entry) error {
-	fi, err := r.Lstat(e.rel)
-	if err != nil {
-		return err
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Mode&syscall.S_IFMT != e.mode&syscall.S_IFMT {
-		return nil
-	}
-	return r.Remove(e.rel)
 }
 
 // firstOf is errs as one error that names the first and counts the rest:

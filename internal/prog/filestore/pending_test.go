@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ot-redundancy/ot-redundancy/internal/lab/prodlab"
 )
@@ -133,11 +134,16 @@ func TestPendingFromRealRsync(t *testing.T) {
 	if p.files != 5 || p.dirs != 4 {
 		t.Errorf("files %d dirs %d: %+v", p.files, p.dirs, p.entries)
 	}
-	if err := removeEntries(dst, p.entries); err != nil {
+	trash := NewTrash(filepath.Join(dir, "trash"), time.Now())
+	if err := removeEntries(dst, trash, p.entries); err != nil {
 		t.Fatal(err)
 	}
 	if got := tree(t, dst); !slices.Equal(got, []string{"db", "db/aa", "db/aa/f1"}) {
 		t.Errorf("left %q", got)
+	}
+	// Every file went to the trash, none was unlinked.
+	if got := tree(t, trash.Dir()); !slices.Equal(got, []string{"db", "db/aa", "db/aa/gone", "db/aa/we ird)\n mode=1 \\#012 é", "db/bb", "db/bb/cc", "db/bb/cc/g2", "db/bb/g1", "top"}) {
+		t.Errorf("trash holds %q", got)
 	}
 }
 
@@ -148,7 +154,7 @@ func TestRemoveEntriesStaysInside(t *testing.T) {
 	prodlab.WriteFile(t, filepath.Join(root, "gone"), "x")
 	prodlab.WriteFile(t, filepath.Join(root, "now-a-dir", "new"), "x")
 	os.Symlink(outside, filepath.Join(root, "link"))
-	err := removeEntries(root, []entry{
+	err := removeEntries(root, NewTrash(filepath.Join(dir, "trash"), time.Now()), []entry{
 		{"gone", 0o100644},
 		{"now-a-dir", 0o100644}, // production's directory took the file's place
 		{"link/precious", 0o100644},
@@ -157,9 +163,19 @@ func TestRemoveEntriesStaysInside(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "link/precious") {
 		t.Errorf("a path through a symlink out of the tree: %v", err)
 	}
-	if got := tree(t, dir); !slices.Equal(got, []string{"outside", "outside/precious", "root", "root/link", "root/now-a-dir", "root/now-a-dir/new"}) {
+	if got := tree(t, dir); !slices.Equal(got, []string{"outside", "outside/precious", "root", "root/link", "root/now-a-dir", "root/now-a-dir/new", "trash", "trash/" + stampOf(t, dir), "trash/" + stampOf(t, dir) + "/gone"}) {
 		t.Errorf("left %q", got)
 	}
+}
+
+// stampOf is the one folder of dir's trash.
+func stampOf(t *testing.T, dir string) string {
+	t.Helper()
+	f, err := Folders(filepath.Join(dir, "trash"))
+	if err != nil || len(f) != 1 {
+		t.Fatalf("trash folders %v %v", f, err)
+	}
+	return f[0].Name
 }
 
 func tree(t *testing.T, root string) (paths []string) {
@@ -187,7 +203,7 @@ func TestRemoveEntriesThroughLinkedRoot(t *testing.T) {
 	if err := os.Symlink(disk, link); err != nil {
 		t.Fatal(err)
 	}
-	if err := removeEntries(link, []entry{{"db1/ab/gone", 0o100644}}); err != nil {
+	if err := removeEntries(link, NewTrash(filepath.Join(dir, "disk2", "trash"), time.Now()), []entry{{"db1/ab/gone", 0o100644}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := tree(t, disk); !slices.Equal(got, []string{"db1", "db1/ab", "db1/ab/kept"}) {
