@@ -59,7 +59,9 @@ type Options struct {
 type CLI struct {
 	cli.Globals
 	job.Flags
-	Force bool `help:"Delete even when more than MAX_DELETE_PERCENT of the standby's files would go (production really lost them)."`
+	Force     bool   `help:"Delete even when more than MAX_DELETE_PERCENT of the standby's files would go (production really lost them); they go to the trash all the same."`
+	Restore   string `help:"Put back the files a sync moved into the trash folder STAMP (or latest) of FILESTORE_TRASH, where nothing is at their place; needs no production. With --dry-run, print the plan." placeholder:"STAMP" xor:"mode"`
+	ListTrash bool   `help:"List the trash's folders (run stamps) with their file counts." xor:"mode"`
 }
 
 // Main is ot-attachments-sync.
@@ -76,6 +78,12 @@ func exitText() string {
 
 // Run runs the sync as a job: lock, one ssh connection, summary line.
 func (c *CLI) Run(env *cli.Env) error {
+	switch {
+	case c.ListTrash:
+		return ListTrash(env)
+	case c.Restore != "":
+		return Restore(env, c.Restore)
+	}
 	return job.Sync(env, Name, c.Flags, func(j *job.Job) error {
 		return Sync(j, Options{Force: c.Force})
 	})
