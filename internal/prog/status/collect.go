@@ -32,8 +32,10 @@ type Report struct {
 	Running       *Running   `json:"running,omitempty"`
 	Databases     []DBInfo   `json:"databases,omitempty"`
 	Drift         *Drift     `json:"drift,omitempty"`
-	Checks        []Check    `json:"checks"`
-	FilestoreAge  string     `json:"-"`
+	// ProductionMismatches is the filestore sync's verdict (mismatches.go).
+	ProductionMismatches *Mismatches `json:"production_mismatches,omitempty"`
+	Checks               []Check     `json:"checks"`
+	FilestoreAge         string      `json:"-"`
 	// filestoreAge is the filestore's age in seconds for performance data
 	// (-1: never synced).
 	filestoreAge float64
@@ -144,6 +146,7 @@ func (c *CLI) collect(env *cli.Env, cfg *config.Config, r *Report) {
 		r.add("running", OK, "no run in progress")
 	}
 
+	mismatches(cfg.Get(config.StateDir), standby, r)
 	if cluster != nil && cluster.Online && !c.skip("attachments") {
 		c.attachments(env, cfg, cluster, r)
 	}

@@ -60,6 +60,7 @@ func writeMetrics(path string, r *Report) error {
 			value("ot_redundancy_corrupt_attachments", label("database", d.Name), float64(len(d.Corrupt)))
 		}
 	}
+	mismatchMetrics(r, metric, value)
 	if r.Drift != nil && r.Drift.Error == "" {
 		metric("ot_redundancy_drift_items", "Differences between production and standby, per kind (--drift).", "gauge")
 		for _, k := range r.Drift.Kinds {
