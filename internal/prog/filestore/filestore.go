@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -115,7 +116,7 @@ func Sync(j *job.Job, opts Options) error {
 	if s.timeout <= 0 {
 		s.timeout = time.Hour
 	}
-	s.trash = NewTrash(trashRoot(j.Cfg.Get(config.FilestoreTrash), s.root), j.Start)
+	s.trash = freshTrash(trashRoot(j.Cfg.Get(config.FilestoreTrash), s.root), j.Start)
 	if err := s.checkLocal(); err != nil {
 		return err
 	}
@@ -219,6 +220,24 @@ func realPass() []string {
 // (arrivals.go).
 func (s *syncer) trashPass() []string {
 	return []string{"--backup", "--backup-dir=" + s.trash.Dir(), arrivalFormat()}
+}
+
+// freshTrash is the trash of a run that started at start, in folders no
+// earlier run used: a run that starts within the second of another (both
+// named by their start, to the second) takes the next free second, so
+// nothing one run moved to the trash is ever replaced by another's.
+func freshTrash(root string, start time.Time) *Trash {
+	t := NewTrash(root, start)
+	for i := 0; i < 3600; i++ {
+		_, err1 := os.Lstat(t.Dir())
+		_, err2 := os.Lstat(t.RejectedDir())
+		if errors.Is(err1, fs.ErrNotExist) && errors.Is(err2, fs.ErrNotExist) {
+			break
+		}
+		start = start.Add(time.Second)
+		t = NewTrash(root, start)
+	}
+	return t
 }
 
 // trashRoot is TrashRoot for FILESTORE: when FILESTORE is a link to
