@@ -57,11 +57,11 @@ type Step struct {
 	// Stall, when set, stops the command once its process group has made
 	// no progress (bytes read or written, output) for that long: the step
 	// fails with Error.Stalled (stall.go). Not for Detach steps.
-	Stall time.Duration
-	Env     []string      // extra KEY=value pairs
-	Dir     string
-	Stdin   io.Reader
-	Stdout  io.Writer // where output streams; nil means captured only
+	Stall  time.Duration
+	Env    []string // extra KEY=value pairs
+	Dir    string
+	Stdin  io.Reader
+	Stdout io.Writer // where output streams; nil means captured only
 	// StreamOnly sends the output to Stdout only and keeps none of it: for
 	// output that grows with the data (a file list), where the caller
 	// reads what it needs as it passes.

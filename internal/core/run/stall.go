@@ -2,9 +2,9 @@ package run
 
 import (
 	"bytes"
-	"maps"
 	"context"
 	"io"
+	"maps"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -128,6 +128,7 @@ func groupIO(pgid int, seen map[int]int64) (moved int64, measured bool) {
 	maps.Copy(seen, now)
 	return moved, procs == 0 || readable > 0
 }
+
 // inGroup tells whether a /proc/<pid>/stat line is of a live process of
 // group pgid: "pid (comm) state ppid pgrp ...", comm may hold anything, so
 // the fields are read after its last ')'. A zombie has no I/O to measure.

@@ -89,6 +89,7 @@ type syncer struct {
 	owner   string // ODOO_USER:ODOO_GROUP
 	maxPct  int
 	timeout time.Duration
+	stall   time.Duration // STALL_TIMEOUT: a transfer this long without progress is stopped
 }
 
 // Sync mirrors production's filestore into the standby's, inside a job
@@ -102,6 +103,7 @@ func Sync(j *job.Job, opts Options) error {
 		owner:   j.Cfg.Get(config.OdooUser) + ":" + j.Cfg.Get(config.OdooGroup),
 		maxPct:  j.Cfg.Int(config.MaxDeletePercent),
 		timeout: j.Cfg.Duration(config.FilestoreTimeout),
+		stall:   j.Cfg.Duration(config.StallTimeout),
 	}
 	if s.timeout <= 0 {
 		s.timeout = time.Hour
@@ -217,6 +219,9 @@ func (s *syncer) fail(err error) error {
 	case errors.As(err, &re) && re.TimedOut:
 		msg = fmt.Sprintf("filestore transfer from %s:%s took longer than FILESTORE_TIMEOUT=%ds and was stopped, nothing was deleted", s.j.SSH.Host, s.root, int(s.timeout.Seconds()))
 		hint = "the next run resumes it; raise FILESTORE_TIMEOUT for a first copy of a large filestore"
+	case errors.As(err, &re) && re.Stalled:
+		msg = fmt.Sprintf("filestore transfer from %s:%s made no progress for %ds (STALL_TIMEOUT) and was stopped, nothing was deleted", s.j.SSH.Host, s.root, int(re.Stall.Seconds()))
+		hint = "check production (a frozen rsync, a full or hung disk) and the link to it (ot-connection-test); the next run resumes"
 	case run.ExitCode(err) == 255 || run.ExitCode(err) == 12 || run.ExitCode(err) == 30:
 		hint = "check the link to production (ot-connection-test); " + hint
 	case run.ExitCode(err) == 23 || run.ExitCode(err) == 11:
@@ -238,6 +243,7 @@ func (s *syncer) sync() error {
 		What:       "copy new and changed files of production's filestore (no deletion)",
 		Argv:       s.argv(opts...),
 		Timeout:    s.timeout,
+		Stall:      s.stall,
 		Stdout:     p,
 		StreamOnly: true, // one line per deletion: read as it passes, not kept
 	})
@@ -302,6 +308,7 @@ func (s *syncer) rsyncDeletes(limit int) error {
 		What:    "delete what production no longer has (rsync, after copying what changed meanwhile)",
 		Argv:    s.argv("--delete-after", fmt.Sprintf("--max-delete=%d", limit)),
 		Timeout: s.timeout,
+		Stall:   s.stall,
 	})
 	if code := run.ExitCode(err); err == nil || code == 25 || rsync.Warning(code) {
 		return nil
@@ -353,6 +360,7 @@ func (s *syncer) preview() error {
 		What:    "list what the sync would change (read-only)",
 		Argv:    s.argv("-n", "-i", "--delete", "--out-format="+rsync.ItemFormat, "--info=stats2"),
 		Timeout: s.timeout,
+		Stall:   s.stall,
 	})
 	if err != nil && !rsync.Warning(run.ExitCode(err)) {
 		return s.fail(err)
