@@ -222,6 +222,9 @@ func Explain(err error) string {
 	if re.TimedOut {
 		return "stopped at its deadline"
 	}
+	if re.Stalled {
+		return fmt.Sprintf("no progress for %s (STALL_TIMEOUT), stopped", re.Stall)
+	}
 	msg := Exit(re.ExitCode)
 	if re.ExitCode < 0 && re.Err != nil {
 		msg = re.Err.Error()

@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,10 +54,14 @@ type Step struct {
 	Preview func(ctx context.Context) error
 
 	Timeout time.Duration // wall-clock deadline; 0 means DefaultTimeout
-	Env     []string      // extra KEY=value pairs
-	Dir     string
-	Stdin   io.Reader
-	Stdout  io.Writer // where output streams; nil means captured only
+	// Stall, when set, stops the command once its process group has made
+	// no progress (bytes read or written, output) for that long: the step
+	// fails with Error.Stalled (stall.go). Not for Detach steps.
+	Stall  time.Duration
+	Env    []string // extra KEY=value pairs
+	Dir    string
+	Stdin  io.Reader
+	Stdout io.Writer // where output streams; nil means captured only
 	// StreamOnly sends the output to Stdout only and keeps none of it: for
 	// output that grows with the data (a file list), where the caller
 	// reads what it needs as it passes.
@@ -91,6 +96,10 @@ type Error struct {
 	ExitCode int // -1 when the command did not exit normally
 	Err      error
 	TimedOut bool
+	// Stalled is a command stopped because it made no progress for Stall
+	// (Step.Stall).
+	Stalled bool
+	Stall   time.Duration
 }
 
 func (e *Error) Error() string {
@@ -103,6 +112,8 @@ func (e *Error) Error() string {
 	switch {
 	case e.TimedOut:
 		b.WriteString(": timed out")
+	case e.Stalled:
+		fmt.Fprintf(&b, ": stopped, no progress for %s", e.Stall)
 	case e.Err != nil:
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
@@ -209,11 +220,14 @@ func (r *Runner) Exec(ctx context.Context, s Step) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-
-	cmd := r.command(ctx, s)
 	if s.Detach {
-		return r.execDetached(ctx, cmd, s)
+		return r.execDetached(ctx, r.command(ctx, s), s)
 	}
+	// A stall cancels the step's context: the group gets SIGTERM, as at
+	// its deadline, so rsync can remove its temporary file.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	cmd := r.command(ctx, s)
 	limit := s.MaxOutput
 	if limit <= 0 {
 		limit = MaxOutput
@@ -227,6 +241,10 @@ func (r *Runner) Exec(ctx context.Context, s Step) ([]byte, error) {
 	default:
 		cmd.Stdout = stdout
 	}
+	var outBytes atomic.Int64
+	if s.Stall > 0 {
+		cmd.Stdout = counting{n: &outBytes, w: cmd.Stdout}
+	}
 	tail := &Tail{Max: 8 << 10}
 	if s.Stderr != nil {
 		cmd.Stderr = io.MultiWriter(tail, s.Stderr)
@@ -237,8 +255,19 @@ func (r *Runner) Exec(ctx context.Context, s Step) ([]byte, error) {
 	start := time.Now()
 	r.Log.Debug().Str("cmd", shellquote.Join(s.Argv...)).Msg("run")
 	err := cmd.Start()
+	var stalled atomic.Bool
 	if err == nil {
+		watched := func() {}
+		if s.Stall > 0 {
+			watching, done := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				watchStall(watching, cmd.Process.Pid, s.Stall, &outBytes, func() { stalled.Store(true); stop() })
+			})
+			watched = func() { done(); wg.Wait() }
+		}
 		err = cmd.Wait()
+		watched()
 		// Whatever happened, nothing of the group may outlive the step.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
@@ -246,10 +275,17 @@ func (r *Runner) Exec(ctx context.Context, s Step) ([]byte, error) {
 	if stdout.exceeded() {
 		err = fmt.Errorf("%w: more than %d MiB of output, stopped", ErrOutputLimit, limit>>20)
 	}
+	if stalled.Load() && err == nil {
+		err = errors.New("no progress") // stopped, even if it then exited 0
+	}
 	if err == nil {
 		return stdout.bytes(), nil
 	}
-	return stdout.bytes(), r.failure(ctx, s, tail.String(), err)
+	f := r.failure(ctx, s, tail.String(), err)
+	if stalled.Load() {
+		f.Stalled, f.Stall, f.TimedOut = true, s.Stall, false
+	}
+	return stdout.bytes(), f
 }
 
 // command prepares s's process: its own group, so the whole tree can be
@@ -367,6 +403,8 @@ func Brief(err error) string {
 	switch {
 	case e.TimedOut:
 		msg = "timed out"
+	case e.Stalled:
+		msg = fmt.Sprintf("no progress for %s, stopped", e.Stall)
 	case errors.Is(e.Err, ErrOutputLimit), errors.Is(e.Err, exec.ErrNotFound):
 		msg = e.Err.Error()
 	}

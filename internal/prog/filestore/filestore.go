@@ -98,7 +98,8 @@ type syncer struct {
 	owner   string // ODOO_USER:ODOO_GROUP
 	maxPct  int
 	timeout time.Duration
-	trash   *Trash // this run's folders in FILESTORE_TRASH
+	trash   *Trash        // this run's folders in FILESTORE_TRASH
+	stall   time.Duration // STALL_TIMEOUT: a transfer this long without progress is stopped
 }
 
 // Sync mirrors production's filestore into the standby's, inside a job
@@ -112,6 +113,7 @@ func Sync(j *job.Job, opts Options) error {
 		owner:   j.Cfg.Get(config.OdooUser) + ":" + j.Cfg.Get(config.OdooGroup),
 		maxPct:  j.Cfg.Int(config.MaxDeletePercent),
 		timeout: j.Cfg.Duration(config.FilestoreTimeout),
+		stall:   j.Cfg.Duration(config.StallTimeout),
 	}
 	if s.timeout <= 0 {
 		s.timeout = time.Hour
@@ -267,6 +269,9 @@ func (s *syncer) fail(err error) error {
 	case errors.As(err, &re) && re.TimedOut:
 		msg = fmt.Sprintf("filestore transfer from %s:%s took longer than FILESTORE_TIMEOUT=%ds and was stopped, nothing was deleted", s.j.SSH.Host, s.root, int(s.timeout.Seconds()))
 		hint = "the next run resumes it; raise FILESTORE_TIMEOUT for a first copy of a large filestore"
+	case errors.As(err, &re) && re.Stalled:
+		msg = fmt.Sprintf("filestore transfer from %s:%s made no progress for %ds (STALL_TIMEOUT) and was stopped, nothing was deleted", s.j.SSH.Host, s.root, int(re.Stall.Seconds()))
+		hint = "check production (a frozen rsync, a full or hung disk) and the link to it (ot-connection-test); the next run resumes"
 	case run.ExitCode(err) == 255 || run.ExitCode(err) == 12 || run.ExitCode(err) == 30:
 		hint = "check the link to production (ot-connection-test); " + hint
 	case run.ExitCode(err) == 23 || run.ExitCode(err) == 11:
@@ -294,6 +299,7 @@ func (s *syncer) sync() error {
 		What:       "copy new and changed files of production's filestore (no deletion)",
 		Argv:       s.argv(opts...),
 		Timeout:    s.timeout,
+		Stall:      s.stall,
 		Stdout:     p,
 		StreamOnly: true, // one line per deletion and per arrival: read as it passes, not kept
 	})
@@ -438,6 +444,7 @@ func (s *syncer) rsyncDeletes(limit int) error {
 		What:    "delete what production no longer has (rsync, after copying what changed meanwhile)",
 		Argv:    s.argv(append([]string{"--delete-after", fmt.Sprintf("--max-delete=%d", limit)}, s.trashPass()[:2]...)...),
 		Timeout: s.timeout,
+		Stall:   s.stall,
 	})
 	if code := run.ExitCode(err); err == nil || code == 25 || rsync.Warning(code) {
 		return nil
@@ -491,6 +498,7 @@ func (s *syncer) preview() error {
 		What:    "list what the sync would change (read-only)",
 		Argv:    s.argv("-n", "-i", "--delete", "--out-format="+rsync.ItemFormat, "--info=stats2"),
 		Timeout: s.timeout,
+		Stall:   s.stall,
 	})
 	if err != nil && !rsync.Warning(run.ExitCode(err)) {
 		return s.fail(err)
