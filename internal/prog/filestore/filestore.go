@@ -59,7 +59,8 @@ type Options struct {
 type CLI struct {
 	cli.Globals
 	job.Flags
-	Force bool `help:"Delete even when more than MAX_DELETE_PERCENT of the standby's files would go (production really lost them)."`
+	Force  bool `help:"Delete even when more than MAX_DELETE_PERCENT of the standby's files would go (production really lost them)."`
+	Follow bool `help:"Keep running: every FOLLOW_INTERVAL copy the attachments production added since the last cycle (never overwrites, never deletes; the hourly run reconciles). Exits 0, state stopped, on SIGTERM/SIGINT, when SYNCMODE is turned off or the machine is promoted; refuses to start when sync is off (4) or on a promoted machine (5). With -n, prints one cycle's plan."`
 }
 
 // Main is ot-attachments-sync.
@@ -76,6 +77,9 @@ func exitText() string {
 
 // Run runs the sync as a job: lock, one ssh connection, summary line.
 func (c *CLI) Run(env *cli.Env) error {
+	if c.Follow {
+		return job.Follow(env, Name, Follow)
+	}
 	return job.Sync(env, Name, c.Flags, func(j *job.Job) error {
 		return Sync(j, Options{Force: c.Force})
 	})
