@@ -66,3 +66,39 @@ func casFill(t testing.TB, dir, db string, from, n int) []string {
 	}
 	return names
 }
+
+// SYNCMODE turned off, then PROMOTED=yes: the follower stops with exit 0,
+// state stopped; it refuses to start on a promoted machine (exit 5).
+func TestFollowStops(t *testing.T) {
+	l := newLab(t, nil)
+	dir := filepath.Join(l.state, "lib")
+	l.extra = map[string]string{"FOLLOW_INTERVAL": "1", "STATE_DIR": dir}
+	l.p.WriteConfig(t, l.conf, l.config())
+	casFill(t, l.prod, "db1", 0, 2)
+	for _, key := range []string{"SYNCMODE", "PROMOTED"} {
+		l.extra = map[string]string{"FOLLOW_INTERVAL": "1", "STATE_DIR": dir}
+		l.p.WriteConfig(t, l.conf, l.config())
+		cmd := l.command("--follow")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		l.extra[key] = map[string]string{"SYNCMODE": "off", "PROMOTED": "yes"}[key]
+		l.p.WriteConfig(t, l.conf, l.config())
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%s: the follower did not stop", key)
+		}
+		st, _, _ := ReadFollowState(dir)
+		if code := cmd.ProcessState.ExitCode(); code != 0 || st.State != Stopped {
+			t.Fatalf("%s: exit %d, state %q; want 0, stopped", key, code, st.State)
+		}
+	}
+	if r := l.run(t, "--follow"); r.code != 5 {
+		t.Errorf("start on a promoted machine: %+v; want exit 5", r)
+	}
+}
