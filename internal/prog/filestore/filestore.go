@@ -61,6 +61,7 @@ type CLI struct {
 	cli.Globals
 	job.Flags
 	Force     bool   `help:"Delete even when more than MAX_DELETE_PERCENT of the standby's files would go (production really lost them); they go to the trash all the same."`
+	Follow    bool   `help:"Keep running: every FOLLOW_INTERVAL copy the attachments production added since the last cycle (never overwrites, never deletes; the hourly run reconciles). Exits 0, state stopped, on SIGTERM/SIGINT, when SYNCMODE is turned off or the machine is promoted; refuses to start when sync is off (4) or on a promoted machine (5). With -n, prints one cycle's plan." xor:"mode"`
 	Restore   string `help:"Put back the files a sync moved into the trash folder STAMP (or latest) of FILESTORE_TRASH, where nothing is at their place; needs no production. With --dry-run, print the plan." placeholder:"STAMP" xor:"mode"`
 	ListTrash bool   `help:"List the trash's folders (run stamps) with their file counts." xor:"mode"`
 }
@@ -84,6 +85,8 @@ func (c *CLI) Run(env *cli.Env) error {
 		return ListTrash(env)
 	case c.Restore != "":
 		return Restore(env, c.Restore)
+	case c.Follow:
+		return job.Follow(env, Name, Follow)
 	}
 	return job.Sync(env, Name, c.Flags, func(j *job.Job) error {
 		return Sync(j, Options{Force: c.Force})

@@ -36,6 +36,14 @@ type FollowState struct {
 	LastError string    `json:"last_error,omitempty"` // why the last cycle failed, while Retrying
 	Cycles    int64     `json:"cycles"`               // completed cycles since the follower started
 	Copied    int64     `json:"copied"`               // files copied since the follower started
+	// Rejected counts the arrivals that failed their hash and were moved
+	// into the trash's .rejected folder, since the follower started.
+	Rejected int64 `json:"rejected,omitempty"`
+	// ProductionCovered is Covered by production's own clock (Unix
+	// seconds): the next start of the follower lists what changed on
+	// production since then (less a margin), when Source is still SYNCSRC.
+	ProductionCovered int64  `json:"production_covered,omitempty"`
+	Source            string `json:"source,omitempty"` // the SYNCSRC that ProductionCovered was read from
 }
 
 // FollowStateFile is the follower's state file in dir (STATE_DIR).
