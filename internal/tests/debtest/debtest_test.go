@@ -602,7 +602,7 @@ func checkFollower(t *testing.T, services []string) {
 	if !strings.Contains(postinst, "deb-systemd-invoke try-restart '"+follow+".service'") {
 		t.Errorf("postinst does not try-restart a running follower on upgrade")
 	}
-	if regexp.MustCompile(`deb-systemd-invoke (\$_dh_action|start|restart) [^\n]*`+follow).MatchString(postinst) {
+	if regexp.MustCompile(`deb-systemd-invoke (\$_dh_action|start|restart) [^\n]*` + follow).MatchString(postinst) {
 		t.Errorf("postinst starts the follower on install")
 	}
 	if !regexp.MustCompile(`"\$1" = remove [^\n]*\n\s*deb-systemd-invoke stop [^\n]*` + follow).MatchString(prerm) {
