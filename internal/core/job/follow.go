@@ -15,15 +15,16 @@ import (
 
 // Follow runs body as a long-running job (ot-attachments-sync --follow):
 // as root, with a valid configuration, sync on and this machine not
-// promoted (refused with exit 4 or 5 otherwise; a dry run may preview
-// while sync is off), with a usable local rsync. Unlike Sync it holds
+// promoted (refused with exit 4 or 5 otherwise, or exit 0 in silence
+// under --cron, so that a service manager leaves it down; a dry run may
+// preview while sync is off), with a usable local rsync. Unlike Sync it holds
 // neither the lock nor a connection for the whole run, and stamps no
 // summary line: body dials (Redial) and re-dials when production goes
 // away, re-reads the configuration (Reload) and takes the lock only around
 // each transfer (TryLock). Every connection carries the check that
 // SYNCSRC is not this very machine.
-func Follow(env *cli.Env, name string, body func(j *Job) error) error {
-	j := &Job{Env: env, Name: name, Runner: env.Runner, Start: time.Now()}
+func Follow(env *cli.Env, name string, flags Flags, body func(j *Job) error) error {
+	j := &Job{Env: env, Name: name, Runner: env.Runner, Start: time.Now(), cron: flags.Cron}
 	if err := j.RequireRoot(); err != nil {
 		return err
 	}
@@ -32,7 +33,7 @@ func Follow(env *cli.Env, name string, body func(j *Job) error) error {
 		return err
 	}
 	j.Cfg = cfg
-	if err := Guard(j.Ctx, cfg, false, j.G.DryRun); err != nil {
+	if err := Guard(j.Ctx, cfg, flags.Cron, j.G.DryRun); err != nil {
 		return err
 	}
 	if _, err := Target(cfg); err != nil {

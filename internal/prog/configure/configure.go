@@ -25,6 +25,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/conntest"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/follower"
 )
 
 // CLI is ot-configure's command line.
@@ -254,6 +255,8 @@ func (c *CLI) testAndEnable(env *cli.Env, cfg *config.Config, p *prompter, wasOn
 	}
 	if mode == "on" {
 		env.Printf("sync is on (source %s, user %s)\n", host, user)
+		// The filestore follower comes with sync, as with ot-enable-sync.
+		return env.Runner.Apply(env.Ctx, follower.StartSteps(follower.Detect(env.Ctx, env.Runner), cfg, env.Printf)...)
 	} else {
 		env.Printf("sync is off; run ot-enable-sync when ready\n")
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/follower"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/fullsync"
 	"github.com/ot-redundancy/ot-redundancy/internal/prog/status"
 )
@@ -28,7 +29,8 @@ func (r *rejoin) enableSync() error {
 		return err
 	}
 	r.synced = cfg
-	return nil
+	// The filestore follower comes with sync, as with ot-enable-sync.
+	return r.env.Runner.Apply(r.env.Ctx, follower.StartSteps(follower.Detect(r.env.Ctx, r.env.Runner), cfg, r.env.Printf)...)
 }
 
 // current is the configuration as the file says now.

@@ -86,7 +86,7 @@ func (c *CLI) Run(env *cli.Env) error {
 	case c.Restore != "":
 		return Restore(env, c.Restore)
 	case c.Follow:
-		return job.Follow(env, Name, Follow)
+		return job.Follow(env, Name, c.Flags, Follow)
 	}
 	return job.Sync(env, Name, c.Flags, func(j *job.Job) error {
 		return Sync(j, Options{Force: c.Force})

@@ -19,6 +19,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/odooconf"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/pg"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/follower"
 )
 
 // step is one thing the command does: shown as the plan, then done.
@@ -64,6 +65,25 @@ func plan(env *cli.Env, cfg *config.Config, f *facts, c *CLI, start time.Time) *
 		r.add(do("check that production no longer answers", nil, r.recheckProduction))
 	} else if inRecovery && !c.Yes && !c.Force {
 		r.add(do("check again that production does not answer (time passed while the plan was read)", nil, r.recheckProduction))
+	}
+	// The filestore follower first: stopped, and disabled so that it never
+	// starts on the new production (it also refuses once PROMOTED=yes).
+	// Best effort: a failure to stop it must not hold up the failover.
+	for _, s := range follower.StopSteps(follower.Detect(env.Ctx, env.Runner), cfg) {
+		s1 := s
+		s1.Do = func(ctx context.Context) error {
+			var err error
+			if s.Do != nil {
+				err = s.Do(ctx)
+			} else {
+				_, err = env.Runner.Exec(ctx, s)
+			}
+			if err != nil {
+				env.Log.Warn().Err(err).Msg("the filestore follower: going on (it exits by itself once PROMOTED=yes)")
+			}
+			return nil
+		}
+		r.add(step{Step: s1})
 	}
 	r.add(do(fmt.Sprintf("take the sync lock %s (wait up to %s for a running sync, then stop it)", cfg.Get(config.LockFile), cfg.Duration(config.LockWait)), nil,
 		r.takeLock))

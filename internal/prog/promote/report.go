@@ -11,6 +11,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/odooconf"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/follower"
 )
 
 // report is the recovery report: on screen and in REPORT_DIR.
@@ -115,6 +116,14 @@ func (r *report) text() string {
 	for _, l := range syncLines(f.syncs, f.syncErr, r.start) {
 		fmt.Fprintf(&b, "  %s\n", l)
 	}
+
+	var lastFS time.Time
+	for _, n := range []string{"ot-attachments-sync", "ot-attachment-sync", "ot-sync-from-source"} {
+		if f.syncs[n].After(lastFS) {
+			lastFS = f.syncs[n]
+		}
+	}
+	fmt.Fprintf(&b, "  %s\n", "filestore window: "+follower.LossWindow(r.cfg.Get(config.StateDir), lastFS).Text(stamp))
 
 	fmt.Fprintf(&b, "\nThis machine\n")
 	line("host name", r.host)

@@ -17,21 +17,22 @@ import (
 
 // Report is everything ot-status found; --json prints it as is.
 type Report struct {
-	Status        Level      `json:"status"`
-	Summary       string     `json:"summary"`
-	Time          time.Time  `json:"time"`
-	Config        string     `json:"config"`
-	Role          string     `json:"role,omitempty"` // standby or promoted
-	SyncOn        bool       `json:"sync_on"`
-	Source        string     `json:"source,omitempty"`
-	User          string     `json:"user,omitempty"`
-	Syncs         []SyncInfo `json:"syncs,omitempty"`
-	Postgres      *PGInfo    `json:"postgres,omitempty"`
-	CronFile      string     `json:"cron_file,omitempty"`
-	CronInstalled bool       `json:"cron_installed"`
-	Running       *Running   `json:"running,omitempty"`
-	Databases     []DBInfo   `json:"databases,omitempty"`
-	Drift         *Drift     `json:"drift,omitempty"`
+	Status        Level       `json:"status"`
+	Summary       string      `json:"summary"`
+	Time          time.Time   `json:"time"`
+	Config        string      `json:"config"`
+	Role          string      `json:"role,omitempty"` // standby or promoted
+	SyncOn        bool        `json:"sync_on"`
+	Source        string      `json:"source,omitempty"`
+	User          string      `json:"user,omitempty"`
+	Syncs         []SyncInfo  `json:"syncs,omitempty"`
+	Postgres      *PGInfo     `json:"postgres,omitempty"`
+	CronFile      string      `json:"cron_file,omitempty"`
+	CronInstalled bool        `json:"cron_installed"`
+	Running       *Running    `json:"running,omitempty"`
+	Databases     []DBInfo    `json:"databases,omitempty"`
+	Drift         *Drift      `json:"drift,omitempty"`
+	Follow        *FollowInfo `json:"follow,omitempty"`
 	// ProductionMismatches is the filestore sync's verdict (mismatches.go).
 	ProductionMismatches *Mismatches `json:"production_mismatches,omitempty"`
 	Checks               []Check     `json:"checks"`
@@ -123,6 +124,7 @@ func (c *CLI) collect(env *cli.Env, cfg *config.Config, r *Report) {
 	}
 
 	c.syncs(cfg, r, standby)
+	c.follow(cfg, r, standby)
 	if pgCheck != nil {
 		r.Checks = append(r.Checks, *pgCheck)
 	}

@@ -44,6 +44,7 @@ func writeMetrics(path string, r *Report) error {
 		metric("ot_redundancy_replay_lag_seconds", "Replay lag of the local PostgreSQL standby (0 when caught up).", "gauge")
 		value("ot_redundancy_replay_lag_seconds", "", r.Postgres.ReplayLagSeconds)
 	}
+	followMetrics(r, metric, value)
 	metric("ot_redundancy_run_in_progress", "1 when an ot-* run holds the lock.", "gauge")
 	value("ot_redundancy_run_in_progress", "", bool01(r.Running != nil))
 	if len(r.Databases) > 0 {

@@ -228,6 +228,7 @@ func (c *CLI) perfdata(r *Report) string {
 	if r.filestoreAge >= 0 && r.FilestoreAge != "" {
 		fmt.Fprintf(&b, " filestore_age=%.0fs;%s;%s", r.filestoreAge, secs(c.FilestoreLate), secs(c.FilestoreCrit))
 	}
+	followPerf(r, &b)
 	if len(r.Databases) > 0 {
 		missing := 0
 		for _, db := range r.Databases {

@@ -1,5 +1,6 @@
 // Package syncmode is ot-enable-sync and ot-disable-sync: they flip
-// SYNCMODE in the configuration file, in place, comments kept.
+// SYNCMODE in the configuration file, in place, comments kept, and start or
+// stop the filestore follower (ot-attachments-follow.service) with it.
 package syncmode
 
 import (
@@ -11,6 +12,7 @@ import (
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/lock"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
+	"github.com/ot-redundancy/ot-redundancy/internal/prog/follower"
 )
 
 // Enable is ot-enable-sync's command line.
@@ -60,9 +62,11 @@ func (e *Enable) Run(env *cli.Env) error {
 		keys = append(keys, config.Promoted)
 	} else if cfg.SyncOn() {
 		env.Printf("sync is already on (source %s)\n", cfg.Get(config.SyncSrc))
-		return nil
+		// Started again if it stopped (a reboot without the unit enabled,
+		// a follower that gave up).
+		return env.Runner.Apply(env.Ctx, follower.StartSteps(follower.Detect(env.Ctx, env.Runner), cfg, env.Printf)...)
 	}
-	return flip(env, cfg, "on", keys)
+	return flip(env, cfg, "on", keys, follower.StartSteps(follower.Detect(env.Ctx, env.Runner), cfg, env.Printf))
 }
 
 // Run turns sync off.
@@ -74,11 +78,14 @@ func (d *Disable) Run(env *cli.Env) error {
 	if err != nil {
 		return err
 	}
+	// The follower exits by itself once sync is off, at its next cycle;
+	// stopped here at once, and disabled so that a reboot does not start it.
+	stop := follower.StopSteps(follower.Detect(env.Ctx, env.Runner), cfg)
 	if cfg.Get(config.SyncMode) == "off" {
 		env.Printf("sync is already off\n")
-		return nil
+		return env.Runner.Apply(env.Ctx, stop...)
 	}
-	if err := flip(env, cfg, "off", []config.Key{config.SyncMode}); err != nil {
+	if err := flip(env, cfg, "off", []config.Key{config.SyncMode}, stop); err != nil {
 		return err
 	}
 	if h := lock.Holder(cfg.Get(config.LockFile)); h != nil {
@@ -87,7 +94,8 @@ func (d *Disable) Run(env *cli.Env) error {
 	return nil
 }
 
-func flip(env *cli.Env, cfg *config.Config, mode string, keys []config.Key) error {
+// flip sets SYNCMODE, says so, then takes the follower's steps.
+func flip(env *cli.Env, cfg *config.Config, mode string, keys []config.Key, follow []run.Step) error {
 	if err := cfg.Set(config.SyncMode, mode); err != nil {
 		return err
 	}
@@ -95,8 +103,9 @@ func flip(env *cli.Env, cfg *config.Config, mode string, keys []config.Key) erro
 	if mode == "on" {
 		msg += " (source " + cfg.Get(config.SyncSrc) + ")"
 	}
-	return env.Runner.Apply(env.Ctx, cfg.SaveStep(keys...), run.Step{Do: func(context.Context) error {
+	steps := []run.Step{cfg.SaveStep(keys...), {Do: func(context.Context) error {
 		env.Printf("%s\n", msg)
 		return nil
-	}})
+	}}}
+	return env.Runner.Apply(env.Ctx, append(steps, follow...)...)
 }

@@ -80,3 +80,18 @@ func TestDisableNamesRunningSync(t *testing.T) {
 		t.Fatal("SYNCMODE not off")
 	}
 }
+
+// ot-enable-sync's plan ends with the follower: started where systemd runs
+// its unit, otherwise a note that says why not (this host has no systemd,
+// or the file is not the unit's).
+func TestEnableShowsFollower(t *testing.T) {
+	path := conf(t, `SYNCMODE="off"`, `SYNCSRC="prod.example.com"`, `STATE_DIR="`+t.TempDir()+`"`)
+	r := clilab.Run(t, "ot-enable-sync", cli.Globals{Config: path, DryRun: true}, zerolog.InfoLevel, nil, (&Enable{}).Run)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "# the filestore follower is not started: ") {
+		t.Fatalf("dry run: exit %d: %q", r.Code, r.Stdout)
+	}
+	r = clilab.Run(t, "ot-enable-sync", cli.Globals{Config: path}, zerolog.InfoLevel, nil, (&Enable{}).Run)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "sync is now on") || !strings.Contains(r.Stdout, "note: the filestore follower is not started: ") {
+		t.Fatalf("exit %d: %q", r.Code, r.Stdout)
+	}
+}

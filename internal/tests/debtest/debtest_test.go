@@ -554,6 +554,7 @@ func checkSystemd(t *testing.T) {
 			t.Errorf("no %s.service and .timer in %s", want, unitDir)
 		}
 	}
+	checkFollower(t, services)
 	for _, s := range services {
 		text := prodlab.ReadFile(t, filepath.Join(unitDir, s+".service"))
 		if !strings.Contains(text, "\nOnFailure=ot-redundancy-failure@%N.service\n") {
@@ -572,6 +573,40 @@ func checkSystemd(t *testing.T) {
 	cmd := exec.Command("systemd-analyze", append([]string{"verify"}, units...)...)
 	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
 		t.Errorf("systemd-analyze verify %s: %v\n%s", strings.Join(units, " "), err, out)
+	}
+}
+
+// checkFollower checks the filestore follower's unit: installed, running
+// the installed program, neither enabled nor started by the install
+// (ot-enable-sync does that), restarted by an upgrade only if it runs, and
+// stopped on remove.
+func checkFollower(t *testing.T, services []string) {
+	t.Helper()
+	const follow = "ot-attachments-follow"
+	if !slices.Contains(services, follow) {
+		t.Errorf("no %s.service in %s", follow, unitDir)
+		return
+	}
+	text := prodlab.ReadFile(t, filepath.Join(unitDir, follow+".service"))
+	for _, want := range []string{"\nExecStart=/usr/bin/ot-attachments-sync --follow --cron\n", "\nRestart=on-failure\n",
+		"\nStartLimitBurst=", "\nWantedBy=multi-user.target\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("%s.service lacks %q", follow, want)
+		}
+	}
+	if links, _ := filepath.Glob("/etc/systemd/system/*/" + follow + ".service"); len(links) > 0 {
+		t.Errorf("%s.service is enabled after install (%v): ot-enable-sync enables it", follow, links)
+	}
+	info := "/var/lib/dpkg/info/" + pkg + "."
+	postinst, prerm := prodlab.ReadFile(t, info+"postinst"), prodlab.ReadFile(t, info+"prerm")
+	if !strings.Contains(postinst, "deb-systemd-invoke try-restart '"+follow+".service'") {
+		t.Errorf("postinst does not try-restart a running follower on upgrade")
+	}
+	if regexp.MustCompile(`deb-systemd-invoke (\$_dh_action|start|restart) [^\n]*` + follow).MatchString(postinst) {
+		t.Errorf("postinst starts the follower on install")
+	}
+	if !regexp.MustCompile(`"\$1" = remove [^\n]*\n\s*deb-systemd-invoke stop [^\n]*` + follow).MatchString(prerm) {
+		t.Errorf("prerm does not stop the follower on remove:\n%s", prerm)
 	}
 }
 
