@@ -1,7 +1,9 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -63,13 +65,22 @@ func checkOwn(f *os.File) error {
 
 // CreateNew writes data to a new file name in dir (created root-only, mode
 // 0700, when missing), never through a symlink and never over an existing
-// file: the failover's and the rejoin's reports name the data lost.
+// file: the failover's and the rejoin's reports name the data lost. When
+// name is taken (two runs within the second of a name's timestamp), it
+// writes name-2, name-3... before the extension instead, and returns the
+// path it wrote.
 func CreateNew(dir, name string, data []byte) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
+	ext := filepath.Ext(name)
+	base := name[:len(name)-len(ext)]
 	path := filepath.Join(dir, name)
 	f, err := OpenOwn(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	for n := 2; errors.Is(err, fs.ErrExist) && n < 100; n++ {
+		path = filepath.Join(dir, fmt.Sprintf("%s-%d%s", base, n, ext))
+		f, err = OpenOwn(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -53,3 +53,25 @@ func TestAppendRefusesPlantedFiles(t *testing.T) {
 		t.Fatalf("appended %q", b)
 	}
 }
+
+// Two reports within the same second: the second gets its own name, the
+// first is untouched.
+func TestCreateNewTakenName(t *testing.T) {
+	dir := t.TempDir()
+	first, err := CreateNew(dir, "report-1.txt", []byte("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := CreateNew(dir, "report-1.txt", []byte("two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second != filepath.Join(dir, "report-1-2.txt") {
+		t.Fatalf("second report written to %s, want report-1-2.txt", second)
+	}
+	for path, want := range map[string]string{first: "one", second: "two"} {
+		if got, _ := os.ReadFile(path); string(got) != want {
+			t.Errorf("%s holds %q, want %q", path, got, want)
+		}
+	}
+}
