@@ -64,7 +64,9 @@ func (p *pending) arrived(line string) {
 		return
 	}
 	if it.New() && it.Code[1] != 'f' {
-		rel := unescape(it.Path())
+		// Past the first kilobyte of rsync's line the reading may be wrong (see
+		// unescape): at worst one replaced entry is not counted.
+		rel, _ := unescape(it.Path(), len(arrivalMark)+12)
 		if !local(rel) {
 			return
 		}

@@ -24,10 +24,12 @@ import (
 // learns what to delete without a second listing of production or a walk
 // of the standby. Names are escaped as in all of rsync's messages (a
 // control byte, a non-printable byte or a backslash that would start an
-// escape becomes \#ooo), so every entry is one line. At the end rsync
-// reports how many deletions it skipped; the list is used only when it
-// accounts for exactly that number (see consistent), otherwise rsync
-// applies the deletions itself in a second pass.
+// escape becomes \#ooo), so every entry is one line; a name's own "\#ddd"
+// past the first kilobyte of the line may be left as is (see unescape),
+// and such a line is not used. At the end rsync reports how many deletions
+// it skipped; the list is used only when it accounts for exactly that
+// number (see consistent), otherwise rsync applies the deletions itself in
+// a second pass.
 
 // entry is one standby path rsync would delete, relative to FILESTORE.
 type entry struct {
@@ -157,8 +159,8 @@ func (p *pending) add(line string) {
 	}
 	mode, err1 := strconv.ParseUint(m[2], 8, 32)
 	flags, err2 := strconv.Atoi(m[3])
-	rel := unescape(m[1])
-	if err1 != nil || err2 != nil || !local(rel) {
+	rel, exact := unescape(m[1], len(itemMark))
+	if err1 != nil || err2 != nil || !exact || !local(rel) {
 		p.bad++
 		return
 	}
@@ -179,14 +181,27 @@ func (p *pending) add(line string) {
 }
 
 // unescape undoes rsync's escaping of names in messages: \#ooo is the byte
-// with that octal value (rsync escapes a backslash too when it would start
-// such a sequence, so the reading is exact).
-func unescape(s string) string {
+// with that octal value; at is where s starts in rsync's message. rsync
+// escapes a name's own backslash when it starts "\#" and three digits, but
+// it writes each message in pieces of about 1 KiB (log.c, rwrite: the check
+// of the locale's character set, through a 1,024-byte buffer) and looks for
+// the three digits in the same piece only: a name's "\#ddd" that straddles
+// a piece's end is printed as is. A file named "x\#012" then reads as "x\n"
+// (a file named "x\n" is printed "x\#012" anywhere). rsync 3.5 cuts every
+// 1,023 bytes: a "\#ddd" starting at bytes 1,019 to 1,022 of a message
+// comes out as is, then at 2,042 to 2,045, and so on. So the reading is
+// exact only while every "\#ddd" starts before exactEscapes; beyond, exact
+// is false and the caller does not act on the name.
+func unescape(s string, at int) (name string, exact bool) {
 	if !strings.Contains(s, `\#`) {
-		return s
+		return s, true
 	}
 	var b strings.Builder
+	exact = true
 	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 < len(s) && s[i+1] == '#' && digit(s[i+2]) && digit(s[i+3]) && digit(s[i+4]) && at+i >= exactEscapes {
+			exact = false
+		}
 		if s[i] == '\\' && i+4 < len(s) && s[i+1] == '#' && octal(s[i+2]) && octal(s[i+3]) && octal(s[i+4]) {
 			b.WriteByte((s[i+2]-'0')<<6 | (s[i+3]-'0')<<3 | (s[i+4] - '0'))
 			i += 4
@@ -194,8 +209,15 @@ func unescape(s string) string {
 		}
 		b.WriteByte(s[i])
 	}
-	return b.String()
+	return b.String(), exact
 }
+
+// exactEscapes is where in rsync's message a "\#ddd" may no longer be its
+// escape: rsync's 1 KiB piece less the sequence's length, with room for a
+// build that fills a little less of its buffer than rsync 3.5.
+const exactEscapes = 1024 - 64
+
+func digit(c byte) bool { return c >= '0' && c <= '9' }
 
 func octal(c byte) bool { return c >= '0' && c <= '7' }
 
