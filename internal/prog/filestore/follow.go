@@ -246,7 +246,6 @@ func (f *follower) cycle() error {
 		return err
 	}
 	paths = f.withRetries(paths)
-	copied := 0
 	if len(paths) > 0 {
 		l, err := f.j.TryLock()
 		if err != nil {
@@ -261,8 +260,11 @@ func (f *follower) cycle() error {
 			l.Release()
 			return err
 		}
-		copied, err = f.transfer(paths)
+		copied, err := f.transfer(paths)
 		l.Release()
+		// What arrived whole counts even when the transfer then failed or
+		// was stopped, as what failed its hash counts in Rejected.
+		f.st.Copied += int64(copied)
 		if err != nil {
 			return err
 		}
@@ -273,7 +275,6 @@ func (f *follower) cycle() error {
 	}
 	f.failures = 0
 	f.st.Cycles++
-	f.st.Copied += int64(copied)
 	f.st.LastCycle = f.now()
 	f.st.Covered = covered
 	f.st.ProductionCovered = prodTime
