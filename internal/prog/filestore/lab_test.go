@@ -513,7 +513,9 @@ func TestKilledMidTransfer(t *testing.T) {
 	if !prodlab.Exists(filepath.Join(l.standby, "db1", "ff", "gone")) || l.summaryLines(t) != 0 {
 		t.Fatalf("deadline: a deletion was applied or a summary line written")
 	}
-	l.extra = nil
+	// The runs below are cut mid-way: a bandwidth limit (24 MiB files at
+	// 20 MiB/s) keeps them from finishing first on a fast, idle machine.
+	l.extra = map[string]string{"RSYNC_BWLIMIT": "20480"}
 	l.p.WriteConfig(t, l.conf, l.config())
 
 	// SIGTERM mid-transfer: interrupted, nothing deleted, no summary line,
@@ -596,6 +598,7 @@ func TestKilledMidTransfer(t *testing.T) {
 	}
 
 	// Production is back: the next run completes, keeping what arrived.
+	l.extra = nil
 	l.start(t)
 	if r := l.run(t); r.code != 0 {
 		t.Fatalf("resumed run: %+v", r)

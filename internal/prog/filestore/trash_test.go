@@ -211,6 +211,17 @@ func TestForcedDeletionRestore(t *testing.T) {
 	fill(t, l.prod, "db1", 0, 10, 100)
 	extra := fill(t, l.standby, "db1", 10, 90, 300)
 	fill(t, l.standby, "db1", 0, 10, 100)
+	// The same files, also by their times: written across a second's
+	// boundary, rsync would replace them (and trash the standby's copies).
+	for rel := range files(snapshot(t, l.prod)) {
+		fi, err := os.Stat(filepath.Join(l.prod, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(l.standby, rel), fi.ModTime(), fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	writeFile(t, filepath.Join(l.standby, "db1", "checklist", "other"), 42, 0o600)
 	orig := files(snapshot(t, l.standby))
 	if r := l.run(t, "--force"); r.code != 0 {
