@@ -146,6 +146,9 @@ func (d *demo) run(keep bool) int {
 	d.step("ot-status --verify-filestore: ready now: every attachment the replicated database references is here, with the right content (exit 0, OK)",
 		[]int{0}, "ot-sync-from-source", "ot-status", "--skip", "cron", "--verify-filestore")
 
+	d.follow()
+	d.ransomware()
+
 	banner("production dies: its PostgreSQL and its sshd stop (manual 3.1, step 3: shut production down)")
 	d.primary.Stop(d.t)
 	d.prod.Stop()
@@ -165,6 +168,74 @@ func (d *demo) run(keep bool) int {
 		return 1
 	}
 	return 0
+}
+
+// follow runs the filestore follower (the ot-attachments-follow.service's
+// command, with FOLLOW_INTERVAL=2 here) while Odoo on production stores a
+// new attachment, shows when it arrives, then stops the follower as
+// systemd would (SIGTERM).
+func (d *demo) follow() {
+	banner("ot-attachments-sync --follow: the filestore follower; production stores a new invoice, which arrives within seconds, not at the next hourly run")
+	path := filepath.Join(d.bin, "ot-attachments-sync")
+	fmt.Println("# ot-attachments-sync --follow --cron   (what ot-attachments-follow.service runs)")
+	cmd := exec.Command(path, "--follow", "--cron")
+	cmd.Env = append(os.Environ(), "OT_CONFIG="+d.conf, "PATH="+d.bin+":"+os.Getenv("PATH"))
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+	must(d.t, cmd.Start())
+	d.t.Cleanup(func() { cmd.Process.Kill() })
+	time.Sleep(3 * time.Second) // its first cycle
+	name := store(d.t, filepath.Join(d.dir, "production", "filestore", "odoo_demo"), "%PDF-1.4 invoice INV/2026/0003")
+	stored := time.Now()
+	fmt.Printf("production: Odoo stored odoo_demo/%s\n", name)
+	arrived := false
+	for time.Since(stored) < 30*time.Second && !arrived {
+		time.Sleep(100 * time.Millisecond)
+		_, err := os.Stat(filepath.Join(d.dir, "standby", "filestore", "odoo_demo", name))
+		arrived = err == nil
+	}
+	if arrived {
+		fmt.Printf("standby: it arrived %s later\n", time.Since(stored).Round(100*time.Millisecond))
+	} else {
+		fmt.Println("standby: it did not arrive within 30 s: UNEXPECTED")
+		d.failed = append(d.failed, "ot-attachments-sync --follow")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if err != nil {
+		fmt.Printf("--- the follower ended with %v after SIGTERM: UNEXPECTED\n", err)
+		d.failed = append(d.failed, "ot-attachments-sync --follow")
+		return
+	}
+	fmt.Println("--- the follower stopped on SIGTERM (exit 0), as expected")
+}
+
+// ransomware encrypts production's attachments in place, under their
+// names: the next sync copies none of them, and ot-status says so.
+func (d *demo) ransomware() {
+	banner("ransomware on production: every attachment is rewritten, encrypted, under its old name")
+	root := filepath.Join(d.dir, "production", "filestore", "odoo_demo")
+	n := 0
+	must(d.t, filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for i := range data {
+			data[i] ^= 0x5a
+		}
+		n++
+		return os.WriteFile(p, append([]byte("ENCRYPTED "), data...), 0o644)
+	}))
+	fmt.Printf("production: %d attachments encrypted in place\n", n)
+	d.step("ot-attachments-sync: production's attachments no longer match their names (Odoo names each by its SHA-1): none is kept, the standby keeps every original",
+		[]int{0}, "", "ot-attachments-sync")
+	d.step("ot-status: CRITICAL, production's filestore is damaged (exit 2); the standby's copy is still good",
+		[]int{2}, "", "ot-status", "--skip", "cron")
+	d.step("ot-attachments-sync --list-trash: production's bad copies are kept aside for inspection, never in the filestore",
+		[]int{0}, "", "ot-attachments-sync", "--list-trash")
 }
 
 // step runs one program as the operator would, and judges its exit code;
@@ -351,6 +422,8 @@ func (d *demo) setup() {
 		{config.PGOSUser, d.standby.OSUser},
 		{config.ProdPGPort, strconv.Itoa(d.primary.Port)},
 		{config.ReportDir, filepath.Join(d.dir, "log")},
+		{config.StateDir, filepath.Join(d.dir, "state")},
+		{config.FollowInterval, "2"},
 	}
 	var keys []config.Key
 	for _, p := range kv {
