@@ -13,9 +13,7 @@ package filestore
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -32,9 +30,7 @@ import (
 	"time"
 
 	"github.com/kballard/go-shellquote"
-	"github.com/rs/zerolog"
 
-	"github.com/ot-redundancy/ot-redundancy/internal/core/cli"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/config"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/job"
 	"github.com/ot-redundancy/ot-redundancy/internal/core/run"
@@ -539,13 +535,7 @@ func followStore(b testing.TB, n int) string {
 // a connection dialled as the follower dials it (Redial: the master, and
 // the check that production is not this machine before every command).
 func followJob(b testing.TB, l *lab) *job.Job {
-	cfg, err := config.Load(l.conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	runner := &run.Runner{}
-	env := &cli.Env{Prog: Name, Ctx: context.Background(), Stdout: io.Discard, Stderr: os.Stderr, Log: zerolog.Nop(), Runner: runner, G: &cli.Globals{}}
-	j := &job.Job{Env: env, Name: Name, Cfg: cfg, Runner: runner, Start: time.Now()}
+	j := l.offlineJob(b)
 	if err := j.Redial(); err != nil {
 		b.Fatal(err)
 	}

@@ -130,11 +130,8 @@ func (l *lab) command(args ...string) *exec.Cmd {
 // newJob is what job.Sync gives a program's body: configuration, runner and
 // the run's one ssh connection, here dialled once for a whole test or benchmark.
 func (l *lab) newJob(b testing.TB) *job.Job {
-	cfg, err := config.Load(l.conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	target, err := job.Target(cfg)
+	j := l.offlineJob(b)
+	target, err := job.Target(j.Cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -143,9 +140,20 @@ func (l *lab) newJob(b testing.TB) *job.Job {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { conn.Close() })
+	j.SSH = conn
+	return j
+}
+
+// offlineJob is a job with this lab's configuration and a runner, not
+// connected yet.
+func (l *lab) offlineJob(b testing.TB) *job.Job {
+	cfg, err := config.Load(l.conf)
+	if err != nil {
+		b.Fatal(err)
+	}
 	runner := &run.Runner{}
 	env := &cli.Env{Prog: Name, Ctx: context.Background(), Stdout: io.Discard, Stderr: os.Stderr, Log: zerolog.Nop(), Runner: runner, G: &cli.Globals{}}
-	return &job.Job{Env: env, Name: Name, Cfg: cfg, SSH: conn, Runner: runner, Start: time.Now()}
+	return &job.Job{Env: env, Name: Name, Cfg: cfg, Runner: runner, Start: time.Now()}
 }
 
 func (l *lab) summaryLines(t testing.TB) int {
